@@ -1,0 +1,392 @@
+"""MIMEx: the intrinsic reward is the reconstruction loss of a masked sequence model.
+
+Architecture (exactly the original's; DESIGN.md "The MIMEx model"):
+
+* token masking (``mask_all=False``, the original ``BERT`` class): Linear(D -> embed)
+  + sinusoidal positions; the kept tokens are gathered; an optional cls token (no
+  position) is prepended; ``depth`` pre-LN blocks; LayerNorm. Decoder: Linear(embed ->
+  dec); masked slots become one learned mask token; sinusoidal positions (dec width) on
+  the non-cls tokens; ``decoder_depth`` blocks; LayerNorm; Linear(dec -> D); the cls
+  output is dropped.
+* element masking (``mask_all=True``, the original ``MAE`` class): masked entries of
+  the ``T x D`` input set to 0; Linear(D -> dec) + positions (+ cls); ``decoder_depth``
+  blocks; LayerNorm; Linear(dec -> D). No separate encoder.
+
+Loss per sequence: squared error averaged over D, then over the masked tokens (token
+masking) or over the masked elements (element masking). ``norm_loss`` normalises each
+target token by its own mean and unbiased variance first. With ``n_mask > 1`` the loss
+is averaged over independent mask draws.
+
+Fast path: the encoder runs on a static number ``K`` of gathered token slots (the
+most tokens any mask can keep), not on all ``T``; slots beyond a sequence's actual kept
+count are excluded from attention by a key-padding mask. At T=5 and ratio 0.7 that is
+2 encoder tokens (cls + 1) instead of 6. ``K = T`` is the general path; both give the
+same numbers for every mask that keeps at most ``K`` tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mimex_jax import masks as masks_lib
+from mimex_jax.nn.transformer import LN_EPS, Block, dense_init, sinusoidal_table
+from mimex_jax.rewards.base import (
+    IntrinsicReward,
+    Metrics,
+    PRNGKey,
+    RewardBatch,
+    all_finite,
+    check_finite,
+    guard_update,
+    is_concrete,
+    require,
+    require_array,
+)
+
+NORM_LOSS_EPS = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class MIMExConfig:
+    """Static configuration of the MIMEx reward model (shapes and structure).
+
+    Defaults are the paper's: T=5, mask_ratio 0.7, embed 128, depth 4, 4 heads,
+    decoder 64 wide / 2 heads / depth 1, cls token on, Adam lr 1e-4.
+
+    ``mask_ratio`` and ``lr`` here are the *initial* values; both also live in the
+    reward state (``MIMExState.mask_ratio``, the Adam hyperparameters) so a sweep can
+    vmap over them. ``mask`` names the mask distribution (:mod:`mimex_jax.masks`;
+    default ``uniform_token``, or ``element`` with ``mask_all``). ``encoder_slots`` is
+    the static number of encoder token slots; None derives it from the mask
+    distribution at ``mask_ratio`` -- set it (or lower ``mask_ratio`` to the smallest
+    ratio of a sweep) when sweeping ratios below ``mask_ratio``.
+    """
+
+    seq_len: int
+    feature_dim: int
+    embed_dim: int = 128
+    depth: int = 4
+    num_heads: int = 4
+    decoder_embed_dim: int = 64
+    decoder_num_heads: int = 2
+    decoder_depth: int = 1
+    mask_ratio: float = 0.7
+    use_cls: bool = True
+    norm_loss: bool = False
+    mask_all: bool = False
+    n_mask: int = 1
+    lr: float = 1e-4
+    mlp_ratio: float = 4.0
+    mask: str | None = None
+    encoder_slots: int | None = None
+
+    def __post_init__(self) -> None:
+        def pos_int(field: str) -> None:
+            v = getattr(self, field)
+            require(field, v, isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                    "an integer >= 1")
+
+        for field in ("seq_len", "feature_dim", "embed_dim", "depth", "num_heads",
+                      "decoder_embed_dim", "decoder_num_heads", "decoder_depth", "n_mask"):
+            pos_int(field)
+        require("mask_ratio", self.mask_ratio,
+                isinstance(self.mask_ratio, (int, float)) and 0.0 < self.mask_ratio < 1.0,
+                "a number in the open interval (0, 1)")
+        require("lr", self.lr, isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+                and self.lr > 0, "a finite number > 0")
+        require("mlp_ratio", self.mlp_ratio,
+                isinstance(self.mlp_ratio, (int, float)) and self.mlp_ratio > 0, "a number > 0")
+        for width, heads in (("embed_dim", "num_heads"),
+                             ("decoder_embed_dim", "decoder_num_heads")):
+            w, h = getattr(self, width), getattr(self, heads)
+            require(heads, h, w % h == 0, f"a divisor of {width}={w}")
+        for width in ("embed_dim", "decoder_embed_dim"):
+            w = getattr(self, width)
+            require(width, w, w % 2 == 0, "an even number (sinusoidal positions pair sin/cos)")
+        require("norm_loss", self.norm_loss, not self.norm_loss or self.feature_dim >= 2,
+                "False when feature_dim < 2 (the unbiased variance of one value is undefined)")
+        dist = self.mask_distribution  # validates the name
+        require("mask", self.mask, dist.elementwise == self.mask_all,
+                "an element mask with mask_all=True, a token mask with mask_all=False")
+        if self.encoder_slots is not None:
+            require("encoder_slots", self.encoder_slots,
+                    isinstance(self.encoder_slots, int) and 0 <= self.encoder_slots
+                    <= self.seq_len, f"None or an integer in [0, seq_len={self.seq_len}]")
+        if self.mask_all:
+            kept = masks_lib.kept_count(self.seq_len * self.feature_dim, self.mask_ratio)
+            require("mask_ratio", self.mask_ratio, kept < self.seq_len * self.feature_dim,
+                    "a ratio that masks at least one element")
+
+    @property
+    def mask_distribution(self) -> masks_lib.MaskDistribution:
+        return masks_lib.get(self.mask or ("element" if self.mask_all else "uniform_token"))
+
+    @property
+    def num_slots(self) -> int:
+        """Static encoder slot count K used by :func:`mimex` (see class docstring)."""
+        if self.encoder_slots is not None:
+            return self.encoder_slots
+        return self.mask_distribution.max_kept(self.seq_len, self.mask_ratio)
+
+
+class MaskedSequenceModel(nn.Module):
+    """The original's ``BERT`` (token masking) / ``MAE`` (``mask_all``) as one Flax module.
+
+    ``__call__(seq [B,T,D], mask) -> pred [B,T,D]``; mask is ``[B,T]`` (True = masked)
+    or ``[B,T,D]`` with ``mask_all``. ``num_slots`` is the static encoder slot count K.
+    """
+
+    cfg: MIMExConfig
+    num_slots: int
+
+    def _blocks(self, prefix: str, n: int, dim: int, heads: int) -> list[Block]:
+        return [Block(dim, heads, self.cfg.mlp_ratio, name=f"{prefix}_{i}") for i in range(n)]
+
+    def _token(self, name: str, dim: int) -> jax.Array:
+        return self.param(name, nn.initializers.normal(0.02), (1, 1, dim))
+
+    def _dense(self, features: int, name: str) -> nn.Dense:
+        return nn.Dense(features, kernel_init=dense_init, bias_init=nn.initializers.zeros,
+                        name=name)
+
+    @nn.compact
+    def __call__(self, seq: jax.Array, mask: jax.Array) -> jax.Array:
+        cfg = self.cfg
+        batch, t, d = seq.shape
+        dec = cfg.decoder_embed_dim
+        dec_pe = jnp.asarray(sinusoidal_table(t, dec))
+
+        if cfg.mask_all:
+            x = self._dense(dec, "encoder_embed")(seq * (~mask).astype(seq.dtype)) + dec_pe
+            if cfg.use_cls:
+                cls = jnp.broadcast_to(self._token("cls_token", dec), (batch, 1, dec))
+                x = jnp.concatenate([cls, x], axis=1)
+            for blk in self._blocks("decoder_blocks", cfg.decoder_depth, dec,
+                                    cfg.decoder_num_heads):
+                x = blk(x)
+        else:
+            e = cfg.embed_dim
+            k = self.num_slots
+            x = self._dense(e, "encoder_embed")(seq) + jnp.asarray(sinusoidal_table(t, e))
+            # Kept tokens first, in position order; slot j is real iff j < #kept.
+            order = jnp.argsort(mask, axis=-1, stable=True)
+            slots = order[:, :k]
+            valid = ~jnp.take_along_axis(mask, slots, axis=-1)
+            x = jnp.take_along_axis(x, slots[..., None], axis=1)
+            if cfg.use_cls:
+                cls = jnp.broadcast_to(self._token("cls_token", e), (batch, 1, e))
+                x = jnp.concatenate([cls, x], axis=1)
+                valid = jnp.concatenate([jnp.ones((batch, 1), bool), valid], axis=1)
+            for blk in self._blocks("blocks", cfg.depth, e, cfg.num_heads):
+                x = blk(x, valid)
+            x = nn.LayerNorm(epsilon=LN_EPS, name="norm")(x)
+            x = self._dense(dec, "decoder_embed")(x)
+            mask_token = self._token("mask_token", dec).astype(x.dtype)
+            kept_tokens = x[:, 1:] if cfg.use_cls else x
+            if k > 0:
+                # Position p's slot index is its rank in `order` (< #kept when p is kept).
+                slot_of_pos = jnp.minimum(jnp.argsort(order, axis=-1), k - 1)
+                tokens = jnp.take_along_axis(kept_tokens, slot_of_pos[..., None], axis=1)
+                tokens = jnp.where(mask[..., None], mask_token, tokens)
+            else:
+                tokens = jnp.broadcast_to(mask_token, (batch, t, dec))
+            tokens = tokens + dec_pe
+            x = jnp.concatenate([x[:, :1], tokens], axis=1) if cfg.use_cls else tokens
+            for blk in self._blocks("decoder_blocks", cfg.decoder_depth, dec,
+                                    cfg.decoder_num_heads):
+                x = blk(x)
+        x = nn.LayerNorm(epsilon=LN_EPS, name="decoder_norm")(x)
+        x = self._dense(d, "decoder_pred")(x)
+        return x[:, 1:] if cfg.use_cls else x
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def _target(cfg: MIMExConfig, seq: jax.Array) -> jax.Array:
+    if not cfg.norm_loss:
+        return seq
+    mean = jnp.mean(seq, axis=-1, keepdims=True)
+    var = jnp.var(seq, axis=-1, keepdims=True, ddof=1)
+    return (seq - mean) / jnp.sqrt(var + NORM_LOSS_EPS)
+
+
+def _per_sequence_loss(cfg: MIMExConfig, seq: jax.Array, pred: jax.Array,
+                       mask: jax.Array) -> jax.Array:
+    err = jnp.square(pred - _target(cfg, seq))
+    m = mask.astype(err.dtype)
+    if cfg.mask_all:
+        return jnp.sum(err * m, axis=(-2, -1)) / jnp.sum(m, axis=(-2, -1))
+    return jnp.sum(jnp.mean(err, axis=-1) * m, axis=-1) / jnp.sum(m, axis=-1)
+
+
+def _check_inputs(cfg: MIMExConfig, seq: jax.Array, mask: jax.Array | None = None) -> None:
+    """Shape checks always (shapes are static); value checks when inputs are concrete."""
+    seq_shape = tuple(seq.shape)
+    if len(seq_shape) != 3:
+        raise ValueError(f"seq: shape {seq_shape} is invalid; allowed: [B, T, D]")
+    if seq_shape[1] != cfg.seq_len:
+        raise ValueError(
+            f"seq: T={seq_shape[1]} differs from the config; allowed: seq_len={cfg.seq_len}")
+    if seq_shape[2] != cfg.feature_dim:
+        raise ValueError(
+            f"seq: D={seq_shape[2]} differs from the config; allowed: "
+            f"feature_dim={cfg.feature_dim}")
+    check_finite("seq", seq)
+    if mask is None:
+        return
+    per_draw = seq_shape if cfg.mask_all else seq_shape[:2]
+    if mask.dtype != jnp.bool_ or tuple(mask.shape[-len(per_draw):]) != per_draw or \
+            mask.ndim not in (len(per_draw), len(per_draw) + 1):
+        raise ValueError(
+            f"mask: {mask.dtype}{list(mask.shape)} is invalid; allowed: bool {list(per_draw)} "
+            f"or bool [n_mask, *{list(per_draw)}] (True = masked)")
+    if is_concrete(mask):
+        m = np.asarray(mask)
+        axes = (-2, -1) if cfg.mask_all else (-1,)
+        empty = ~np.any(m, axis=axes)
+        if np.any(empty):
+            raise ValueError(
+                f"mask: {int(empty.sum())} sequence(s) have no masked entry; allowed: masks "
+                "with at least one True per sequence (the loss averages over masked entries)")
+
+
+def mimex_apply(
+    params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
+    *, num_slots: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Per-sequence loss ``[B]`` and predictions for given masks.
+
+    ``mask`` is ``[B,T]`` (``[B,T,D]`` with ``mask_all``), True = masked, or has a
+    leading ``n_mask`` axis, in which case predictions are ``[n_mask,B,T,D]`` and the
+    loss is averaged over the draws. ``num_slots`` is the static encoder slot count;
+    by default it is the exact kept maximum of a concrete mask, else ``encoder_slots``
+    from the config, else ``T`` (always correct, slower).
+    """
+    _check_inputs(cfg, seq, mask)
+    if num_slots is None:
+        if cfg.mask_all:
+            num_slots = cfg.seq_len
+        elif is_concrete(mask):
+            num_slots = int(np.max(np.sum(~np.asarray(mask), axis=-1)))
+        else:
+            num_slots = cfg.encoder_slots if cfg.encoder_slots is not None else cfg.seq_len
+    return _apply(params, cfg, seq, mask, num_slots)
+
+
+def _apply(params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
+           num_slots: int) -> tuple[jax.Array, jax.Array]:
+    model = MaskedSequenceModel(cfg, num_slots)
+    per_draw_ndim = 3 if cfg.mask_all else 2
+
+    def one(m: jax.Array) -> tuple[jax.Array, jax.Array]:
+        pred = model.apply({"params": params}, seq, m)
+        return _per_sequence_loss(cfg, seq, pred, m), pred
+
+    if mask.ndim == per_draw_ndim:
+        return one(mask)
+    losses, preds = jax.lax.map(one, mask) if mask.shape[0] > 1 else jax.vmap(one)(mask)
+    return jnp.mean(losses, axis=0), preds
+
+
+def mimex_loss(
+    params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
+    *, num_slots: int | None = None,
+) -> jax.Array:
+    """Per-sequence MIMEx loss ``[B]`` (the intrinsic reward); see :func:`mimex_apply`."""
+    return mimex_apply(params, cfg, seq, mask, num_slots=num_slots)[0]
+
+
+def init_params(key: PRNGKey, cfg: MIMExConfig) -> Any:
+    """Fresh parameters with the original's initialisation (xavier-uniform, zero bias,
+    LayerNorm 1/0, cls and mask tokens N(0, 0.02))."""
+    t, d = cfg.seq_len, cfg.feature_dim
+    seq = jnp.zeros((1, t, d), jnp.float32)
+    shape = (1, t, d) if cfg.mask_all else (1, t)
+    mask = jnp.ones(shape, bool)
+    return MaskedSequenceModel(cfg, cfg.num_slots).init(key, seq, mask)["params"]
+
+
+# ----------------------------------------------------------------------------- reward
+
+
+class MIMExState(NamedTuple):
+    """Reward-model state: params, Adam state (lr inside, sweepable) and the mask ratio."""
+
+    params: Any
+    opt_state: Any
+    mask_ratio: jax.Array
+
+
+def make_optimizer(lr: float) -> optax.GradientTransformation:
+    """Adam (betas 0.9/0.999, eps 1e-8, no weight decay) with the lr held in its state."""
+    return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+
+
+def mimex(cfg: MIMExConfig) -> IntrinsicReward:
+    """The MIMEx intrinsic reward: ``update`` scores a batch of sequences, then takes one
+    Adam step on the mean of those scores (as the original).
+
+    ``RewardBatch.seq`` is ``[B, T, D]``. Masks come from ``cfg.mask_distribution`` at
+    ``state.mask_ratio`` (n_mask draws per call). Metrics: ``loss``, ``reward_std``,
+    ``nonfinite_input`` (1 if the batch held NaN/inf; the step was then skipped) and
+    ``slot_overflow`` (1 if a mask kept more tokens than the static encoder slots,
+    which happens only when a swept ratio is below ``cfg.mask_ratio``).
+    """
+    dist = cfg.mask_distribution
+    num_slots = cfg.num_slots
+    optimizer = make_optimizer(cfg.lr)
+
+    def draw(state: MIMExState, seq: jax.Array, key: PRNGKey) -> jax.Array:
+        shape = seq.shape if cfg.mask_all else seq.shape[:2]
+        if cfg.n_mask == 1:
+            return dist(key, shape, state.mask_ratio)
+        return jnp.stack([dist(k, shape, state.mask_ratio)
+                          for k in jax.random.split(key, cfg.n_mask)])
+
+    def seq_of(batch: RewardBatch) -> jax.Array:
+        seq = require_array(batch, "seq", "mimex")
+        _check_inputs(cfg, seq)
+        return seq
+
+    def init(key: PRNGKey, batch: RewardBatch | None = None) -> MIMExState:
+        if batch is not None and batch.seq is not None:
+            _check_inputs(cfg, batch.seq)
+        params = init_params(key, cfg)
+        return MIMExState(params, optimizer.init(params), jnp.asarray(cfg.mask_ratio, jnp.float32))
+
+    def reward(state: MIMExState, batch: RewardBatch, key: PRNGKey) -> jax.Array:
+        seq = seq_of(batch)
+        return _apply(state.params, cfg, seq, draw(state, seq, key), num_slots)[0]
+
+    def update(state: MIMExState, batch: RewardBatch, key: PRNGKey
+               ) -> tuple[MIMExState, jax.Array, Metrics]:
+        seq = seq_of(batch)
+        mask = draw(state, seq, key)
+
+        def mean_loss(params: Any) -> tuple[jax.Array, jax.Array]:
+            per_seq = _apply(params, cfg, seq, mask, num_slots)[0]
+            return jnp.mean(per_seq), per_seq
+
+        (loss, per_seq), grads = jax.value_and_grad(mean_loss, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        new = MIMExState(optax.apply_updates(state.params, updates), opt_state, state.mask_ratio)
+        ok = all_finite(seq)
+        kept = jnp.zeros((), jnp.int32) if cfg.mask_all else jnp.sum(~mask, axis=-1)
+        metrics = {
+            "loss": loss,
+            "reward_std": jnp.std(per_seq),
+            "nonfinite_input": (~ok).astype(jnp.float32),
+            "slot_overflow": jnp.any(kept > num_slots).astype(jnp.float32),
+        }
+        return guard_update(ok, new, state), jax.lax.stop_gradient(per_seq), metrics
+
+    return IntrinsicReward(init, reward, update)

@@ -1,0 +1,62 @@
+"""Running-std normalisation of intrinsic rewards, as a wrapper around any reward.
+
+Off by default (the original feeds raw MIMEx losses into the return). Wrapping divides
+rewards by the running standard deviation of all rewards seen so far (parallel-variance
+merge per batch, as in RND's reward normalisation), which keeps ``k_expl`` meaningful
+across tasks whose raw losses differ in scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mimex_jax.rewards.base import IntrinsicReward, Metrics, PRNGKey, RewardBatch
+
+
+class RunningStats(NamedTuple):
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+
+def init_stats() -> RunningStats:
+    return RunningStats(jnp.zeros(()), jnp.ones(()), jnp.asarray(1e-4))
+
+
+def update_stats(stats: RunningStats, x: jax.Array) -> RunningStats:
+    """Merge a batch into running mean/var (Chan et al. parallel algorithm)."""
+    n = jnp.asarray(x.size, jnp.float32)
+    b_mean, b_var = jnp.mean(x), jnp.var(x)
+    total = stats.count + n
+    delta = b_mean - stats.mean
+    mean = stats.mean + delta * n / total
+    m2 = stats.var * stats.count + b_var * n + jnp.square(delta) * stats.count * n / total
+    return RunningStats(mean, m2 / total, total)
+
+
+class NormalizedState(NamedTuple):
+    inner: Any
+    stats: RunningStats
+
+
+def normalize_rewards(inner: IntrinsicReward, eps: float = 1e-8) -> IntrinsicReward:
+    """Wrap ``inner`` so rewards are divided by the running std of its raw rewards."""
+
+    def init(key: PRNGKey, batch: RewardBatch | None = None) -> NormalizedState:
+        return NormalizedState(inner.init(key, batch), init_stats())
+
+    def reward(state: NormalizedState, batch: RewardBatch, key: PRNGKey) -> jax.Array:
+        return inner.reward(state.inner, batch, key) / jnp.sqrt(state.stats.var + eps)
+
+    def update(state: NormalizedState, batch: RewardBatch, key: PRNGKey
+               ) -> tuple[NormalizedState, jax.Array, Metrics]:
+        inner_state, raw, metrics = inner.update(state.inner, batch, key)
+        stats = update_stats(state.stats, raw)
+        metrics = {**metrics, "raw_reward_mean": jnp.mean(raw),
+                   "reward_running_std": jnp.sqrt(stats.var)}
+        return NormalizedState(inner_state, stats), raw / jnp.sqrt(stats.var + eps), metrics
+
+    return IntrinsicReward(init, reward, update)
