@@ -23,6 +23,11 @@ LN_EPS = 1e-6
 dense_init = nn.initializers.xavier_uniform()
 
 
+def layer_norm(name: str) -> nn.LayerNorm:
+    """PyTorch-equivalent LayerNorm (eps 1e-6, two-pass variance for accuracy)."""
+    return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, name=name)
+
+
 def _dense(features: int, name: str) -> nn.Dense:
     return nn.Dense(features, kernel_init=dense_init, bias_init=nn.initializers.zeros, name=name)
 
@@ -88,7 +93,7 @@ class Block(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, key_valid: jax.Array | None = None) -> jax.Array:
         x = x + Attention(self.dim, self.num_heads, name="attn")(
-            nn.LayerNorm(epsilon=LN_EPS, name="norm1")(x), key_valid
+            layer_norm("norm1")(x), key_valid
         )
         hidden = int(self.dim * self.mlp_ratio)
-        return x + Mlp(self.dim, hidden, name="mlp")(nn.LayerNorm(epsilon=LN_EPS, name="norm2")(x))
+        return x + Mlp(self.dim, hidden, name="mlp")(layer_norm("norm2")(x))

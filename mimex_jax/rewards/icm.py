@@ -15,6 +15,7 @@ computed before that step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -80,6 +81,7 @@ class ICMNetworks(nn.Module):
         return self.inverse(feat, feat), self.forward(feat, action)
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def init_icm_params(key: PRNGKey, cfg: ICMConfig) -> Any:
     obs = jnp.zeros((1, cfg.obs_dim), jnp.float32)
     act = jnp.zeros((1, cfg.action_dim), jnp.float32)
@@ -119,8 +121,14 @@ def icm_reward(params: Any, obs: jax.Array, next_obs: jax.Array, action: jax.Arr
     Integer ``action`` of shape ``[B]`` is treated as discrete (one-hot), float
     ``[B, A]`` as continuous.
     """
-    cfg = _config_from_params(params, discrete=jnp.issubdtype(action.dtype, jnp.integer))
+    cfg = _config_from_params(params, discrete=bool(jnp.issubdtype(action.dtype, jnp.integer)))
     _check(cfg, obs, next_obs, action)
+    return _reward_jit(params, cfg, obs, next_obs, action)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _reward_jit(params: Any, cfg: ICMConfig, obs: jax.Array, next_obs: jax.Array,
+                action: jax.Array) -> jax.Array:
     feat, next_feat = _features(params, cfg, obs, next_obs)
     return _forward_error(params, cfg, feat, next_feat, action)
 
@@ -168,14 +176,16 @@ def icm(cfg: ICMConfig) -> IntrinsicReward:
 
     def reward(state: ICMState, batch: RewardBatch, key: PRNGKey) -> jax.Array:
         del key
-        obs, next_obs, action = inputs(batch)
-        feat, next_feat = _features(state.params, cfg, obs, next_obs)
-        return _forward_error(state.params, cfg, feat, next_feat, action)
+        return _reward_jit(state.params, cfg, *inputs(batch))
 
     def update(state: ICMState, batch: RewardBatch, key: PRNGKey
                ) -> tuple[ICMState, jax.Array, Metrics]:
         del key
-        obs, next_obs, action = inputs(batch)
+        return _update(state, *inputs(batch))
+
+    @jax.jit
+    def _update(state: ICMState, obs: jax.Array, next_obs: jax.Array, action: jax.Array
+                ) -> tuple[ICMState, jax.Array, Metrics]:
         net = ICMNetworks(cfg)
         inv_params, for_params = _split(state.params)
 

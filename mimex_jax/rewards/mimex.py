@@ -27,6 +27,7 @@ same numbers for every mask that keeps at most ``K`` tokens.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -37,7 +38,7 @@ import numpy as np
 import optax
 
 from mimex_jax import masks as masks_lib
-from mimex_jax.nn.transformer import LN_EPS, Block, dense_init, sinusoidal_table
+from mimex_jax.nn.transformer import Block, dense_init, layer_norm, sinusoidal_table
 from mimex_jax.rewards.base import (
     IntrinsicReward,
     Metrics,
@@ -187,7 +188,7 @@ class MaskedSequenceModel(nn.Module):
                 valid = jnp.concatenate([jnp.ones((batch, 1), bool), valid], axis=1)
             for blk in self._blocks("blocks", cfg.depth, e, cfg.num_heads):
                 x = blk(x, valid)
-            x = nn.LayerNorm(epsilon=LN_EPS, name="norm")(x)
+            x = layer_norm("norm")(x)
             x = self._dense(dec, "decoder_embed")(x)
             mask_token = self._token("mask_token", dec).astype(x.dtype)
             kept_tokens = x[:, 1:] if cfg.use_cls else x
@@ -203,7 +204,7 @@ class MaskedSequenceModel(nn.Module):
             for blk in self._blocks("decoder_blocks", cfg.decoder_depth, dec,
                                     cfg.decoder_num_heads):
                 x = blk(x)
-        x = nn.LayerNorm(epsilon=LN_EPS, name="decoder_norm")(x)
+        x = layer_norm("decoder_norm")(x)
         x = self._dense(d, "decoder_pred")(x)
         return x[:, 1:] if cfg.use_cls else x
 
@@ -279,7 +280,7 @@ def mimex_apply(
             num_slots = int(np.max(np.sum(~np.asarray(mask), axis=-1)))
         else:
             num_slots = cfg.encoder_slots if cfg.encoder_slots is not None else cfg.seq_len
-    return _apply(params, cfg, seq, mask, num_slots)
+    return _apply_jit(params, cfg, seq, mask, num_slots)
 
 
 def _apply(params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
@@ -297,6 +298,10 @@ def _apply(params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
     return jnp.mean(losses, axis=0), preds
 
 
+# Compiled once per (config, slot count, shapes); inlined when called under a user's jit.
+_apply_jit = jax.jit(_apply, static_argnums=(1, 4))
+
+
 def mimex_loss(
     params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
     *, num_slots: int | None = None,
@@ -305,6 +310,7 @@ def mimex_loss(
     return mimex_apply(params, cfg, seq, mask, num_slots=num_slots)[0]
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def init_params(key: PRNGKey, cfg: MIMExConfig) -> Any:
     """Fresh parameters with the original's initialisation (xavier-uniform, zero bias,
     LayerNorm 1/0, cls and mask tokens N(0, 0.02))."""
@@ -363,13 +369,13 @@ def mimex(cfg: MIMExConfig) -> IntrinsicReward:
         params = init_params(key, cfg)
         return MIMExState(params, optimizer.init(params), jnp.asarray(cfg.mask_ratio, jnp.float32))
 
-    def reward(state: MIMExState, batch: RewardBatch, key: PRNGKey) -> jax.Array:
-        seq = seq_of(batch)
+    @jax.jit
+    def _reward(state: MIMExState, seq: jax.Array, key: PRNGKey) -> jax.Array:
         return _apply(state.params, cfg, seq, draw(state, seq, key), num_slots)[0]
 
-    def update(state: MIMExState, batch: RewardBatch, key: PRNGKey
-               ) -> tuple[MIMExState, jax.Array, Metrics]:
-        seq = seq_of(batch)
+    @jax.jit
+    def _update(state: MIMExState, seq: jax.Array, key: PRNGKey
+                ) -> tuple[MIMExState, jax.Array, Metrics]:
         mask = draw(state, seq, key)
 
         def mean_loss(params: Any) -> tuple[jax.Array, jax.Array]:
@@ -387,6 +393,13 @@ def mimex(cfg: MIMExConfig) -> IntrinsicReward:
             "nonfinite_input": (~ok).astype(jnp.float32),
             "slot_overflow": jnp.any(kept > num_slots).astype(jnp.float32),
         }
-        return guard_update(ok, new, state), jax.lax.stop_gradient(per_seq), metrics
+        return guard_update(ok, new, state), per_seq, metrics
+
+    def reward(state: MIMExState, batch: RewardBatch, key: PRNGKey) -> jax.Array:
+        return _reward(state, seq_of(batch), key)
+
+    def update(state: MIMExState, batch: RewardBatch, key: PRNGKey
+               ) -> tuple[MIMExState, jax.Array, Metrics]:
+        return _update(state, seq_of(batch), key)
 
     return IntrinsicReward(init, reward, update)

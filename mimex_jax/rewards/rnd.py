@@ -9,6 +9,7 @@ of the predictor on the mean loss.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -59,6 +60,7 @@ class RNDNetworks(nn.Module):
         return pred, target
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def init_rnd_params(key: PRNGKey, cfg: RNDConfig) -> Any:
     return RNDNetworks(cfg).init(key, jnp.zeros((1, cfg.obs_dim), jnp.float32))["params"]
 
@@ -72,12 +74,15 @@ def rnd_reward(params: Any, obs: jax.Array) -> jax.Array:
     feat = params["predictor"]["layers_4"]["kernel"].shape[1]
     hidden = params["predictor"]["layers_0"]["kernel"].shape[1]
     cfg = RNDConfig(obs_dim=dims, feature_dim=feat, hidden_dim=hidden)
-    return _rnd_error(params, cfg, obs)
+    return _error_jit(params, cfg, obs)
 
 
 def _rnd_error(params: Any, cfg: RNDConfig, obs: jax.Array) -> jax.Array:
     pred, target = RNDNetworks(cfg).apply({"params": params}, obs)
     return jnp.mean(jnp.square(pred - jax.lax.stop_gradient(target)), axis=-1)
+
+
+_error_jit = jax.jit(_rnd_error, static_argnums=1)
 
 
 class RNDState(NamedTuple):
@@ -109,13 +114,15 @@ def rnd(cfg: RNDConfig) -> IntrinsicReward:
 
     def reward(state: RNDState, batch: RewardBatch, key: PRNGKey) -> jax.Array:
         del key
-        return _rnd_error(state.params, cfg, obs_of(batch))
+        return _error_jit(state.params, cfg, obs_of(batch))
 
     def update(state: RNDState, batch: RewardBatch, key: PRNGKey
                ) -> tuple[RNDState, jax.Array, Metrics]:
         del key
-        obs = obs_of(batch)
+        return _update(state, obs_of(batch))
 
+    @jax.jit
+    def _update(state: RNDState, obs: jax.Array) -> tuple[RNDState, jax.Array, Metrics]:
         def loss_fn(predictor: Any) -> tuple[jax.Array, jax.Array]:
             per = _rnd_error({"predictor": predictor, "target": state.params["target"]}, cfg, obs)
             return jnp.mean(per), per
