@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 REFERENCE_DIR = Path(
-    os.environ.get("MIMEX_REFERENCE_DIR", Path(__file__).resolve().parents[1] / "tests" / "reference")
+    os.environ.get("MIMEX_REFERENCE_DIR", Path(__file__).resolve().parent / "reference")
 )
 
 

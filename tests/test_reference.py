@@ -81,7 +81,10 @@ def test_mimex_loss_after_one_adam_step_matches_original(name: str) -> None:
 
     @jax.jit
     def step(p):
-        grads = jax.grad(lambda q: jnp.mean(mimex_apply(q, cfg, x, mask, num_slots=cfg.seq_len)[0]))(p)
+        def mean_loss(q):
+            return jnp.mean(mimex_apply(q, cfg, x, mask, num_slots=cfg.seq_len)[0])
+
+        grads = jax.grad(mean_loss)(p)
         updates, _ = opt.update(grads, opt.init(p), p)
         return optax.apply_updates(p, updates)
 
