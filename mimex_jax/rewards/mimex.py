@@ -176,12 +176,15 @@ class MaskedSequenceModel(nn.Module):
         else:
             e = cfg.embed_dim
             k = self.num_slots
-            x = self._dense(e, "encoder_embed")(seq) + jnp.asarray(sinusoidal_table(t, e))
             # Kept tokens first, in position order; slot j is real iff j < #kept.
             order = jnp.argsort(mask, axis=-1, stable=True)
             slots = order[:, :k]
             valid = ~jnp.take_along_axis(mask, slots, axis=-1)
-            x = jnp.take_along_axis(x, slots[..., None], axis=1)
+            # Gather the raw inputs first: the per-token Linear then runs on K tokens
+            # instead of T, and no gradient has to flow back through the gather.
+            kept_seq = jnp.take_along_axis(seq, slots[..., None], axis=1)
+            pe = jnp.asarray(sinusoidal_table(t, e))[slots]
+            x = self._dense(e, "encoder_embed")(kept_seq) + pe
             if cfg.use_cls:
                 cls = jnp.broadcast_to(self._token("cls_token", e), (batch, 1, e))
                 x = jnp.concatenate([cls, x], axis=1)
@@ -194,8 +197,12 @@ class MaskedSequenceModel(nn.Module):
             kept_tokens = x[:, 1:] if cfg.use_cls else x
             if k > 0:
                 # Position p's slot index is its rank in `order` (< #kept when p is kept).
-                slot_of_pos = jnp.minimum(jnp.argsort(order, axis=-1), k - 1)
-                tokens = jnp.take_along_axis(kept_tokens, slot_of_pos[..., None], axis=1)
+                # A one-hot select (K is small) instead of a gather keeps the backward
+                # pass elementwise rather than a scatter-add.
+                slot_of_pos = jnp.argsort(order, axis=-1)
+                onehot = (slot_of_pos[..., None] == jnp.arange(k)).astype(kept_tokens.dtype)
+                tokens = jnp.einsum("btk,bkc->btc", onehot, kept_tokens) if k > 16 else \
+                    jnp.sum(onehot[..., None] * kept_tokens[:, None], axis=2)
                 tokens = jnp.where(mask[..., None], mask_token, tokens)
             else:
                 tokens = jnp.broadcast_to(mask_token, (batch, t, dec))
@@ -204,9 +211,10 @@ class MaskedSequenceModel(nn.Module):
             for blk in self._blocks("decoder_blocks", cfg.decoder_depth, dec,
                                     cfg.decoder_num_heads):
                 x = blk(x)
+        # Drop the cls output before the (per-token) head: identical, and cheaper.
+        x = x[:, 1:] if cfg.use_cls else x
         x = layer_norm("decoder_norm")(x)
-        x = self._dense(d, "decoder_pred")(x)
-        return x[:, 1:] if cfg.use_cls else x
+        return self._dense(d, "decoder_pred")(x)
 
 
 # ----------------------------------------------------------------------------- loss
