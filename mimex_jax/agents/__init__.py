@@ -1,0 +1,1 @@
+"""RL agents that consume intrinsic rewards (PPO)."""

@@ -1,0 +1,111 @@
+"""Actor-critic networks for PPO, following the original MIMEx/MVP agent.
+
+Separate actor and critic MLPs (default 256-128-64, SELU), orthogonal weights with gain
+sqrt(2) on hidden layers, 0.01 on the policy head and 1.0 on the value head, zero biases.
+Continuous actions: a Gaussian with state-independent learned log-std. Discrete actions:
+a categorical over logits. An optional second value head serves a separate intrinsic
+value function.
+
+(The original builds its Gaussian with ``scale_tril=diag(std**2)``, i.e. an effective
+standard deviation of ``std**2``; here ``exp(log_std)`` is the standard deviation.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_ACTIVATIONS = {"selu": nn.selu, "elu": nn.elu, "tanh": nn.tanh, "relu": nn.relu,
+                "silu": nn.silu}
+
+
+def activation(name: str):
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation={name!r} is invalid; allowed: {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+class Distribution(NamedTuple):
+    """Policy distribution parameters: ``(mean, log_std)`` or ``(logits, None)``."""
+
+    loc: jax.Array
+    log_std: jax.Array | None
+
+    @property
+    def discrete(self) -> bool:
+        return self.log_std is None
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        if self.discrete:
+            return jax.random.categorical(key, self.loc, axis=-1)
+        noise = jax.random.normal(key, self.loc.shape, self.loc.dtype)
+        return self.loc + jnp.exp(self.log_std) * noise
+
+    def mode(self) -> jax.Array:
+        return jnp.argmax(self.loc, axis=-1) if self.discrete else self.loc
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        if self.discrete:
+            logp = jax.nn.log_softmax(self.loc, axis=-1)
+            return jnp.take_along_axis(logp, action[..., None].astype(jnp.int32), -1)[..., 0]
+        z = (action - self.loc) * jnp.exp(-self.log_std)
+        per_dim = -0.5 * jnp.square(z) - self.log_std - 0.5 * math.log(2 * math.pi)
+        return jnp.sum(per_dim, axis=-1)
+
+    def entropy(self) -> jax.Array:
+        if self.discrete:
+            logp = jax.nn.log_softmax(self.loc, axis=-1)
+            return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+        per_dim = self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))
+        return jnp.broadcast_to(jnp.sum(per_dim, axis=-1), self.loc.shape[:-1])
+
+
+def make_distribution(out: jax.Array, log_std: jax.Array | None) -> Distribution:
+    return Distribution(out, None if log_std is None else jnp.broadcast_to(log_std, out.shape))
+
+
+class _MLP(nn.Module):
+    hidden: Sequence[int]
+    out: int
+    act: str
+    out_gain: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        f = activation(self.act)
+        for i, h in enumerate(self.hidden):
+            x = f(nn.Dense(h, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)),
+                           name=f"hidden_{i}")(x))
+        y = nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.out_gain),
+                     name="head")(x)
+        return y, x
+
+
+class ActorCritic(nn.Module):
+    """``__call__(obs) -> (Distribution params, value [B], intrinsic value [B] or None,
+    actor torso features [B, hidden[-1]])``."""
+
+    action_dim: int
+    discrete: bool = False
+    actor_hidden: Sequence[int] = (256, 128, 64)
+    critic_hidden: Sequence[int] = (256, 128, 64)
+    act: str = "selu"
+    init_log_std: float = 0.0
+    intrinsic_value_head: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array):
+        out, torso = _MLP(self.actor_hidden, self.action_dim, self.act, 0.01, name="actor")(obs)
+        n_values = 2 if self.intrinsic_value_head else 1
+        v, _ = _MLP(self.critic_hidden, n_values, self.act, 1.0, name="critic")(obs)
+        log_std = None
+        if not self.discrete:
+            log_std = self.param("log_std", nn.initializers.constant(self.init_log_std),
+                                 (self.action_dim,))
+        v_int = v[..., 1] if self.intrinsic_value_head else None
+        return make_distribution(out, log_std), v[..., 0], v_int, torso
