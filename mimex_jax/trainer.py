@@ -1,0 +1,386 @@
+"""The fused trainer: PPO with an intrinsic reward as ONE compiled step.
+
+``make_train(config)`` returns pure functions::
+
+    init(key, hparams) -> TrainState
+    update_step(state, hparams) -> (state, metrics)     # one rollout + reward update + PPO
+    train(key, hparams) -> (state, metrics[num_iterations])
+
+``update_step`` is a single XLA program: a ``lax.scan`` rollout over ``rollout_len``
+steps of ``num_envs`` vmapped environments (policy, env step, embedding, sequence
+windows), one ``update`` of the intrinsic-reward model on all of the rollout's sequences
+(its rewards are the pre-update losses, as in the original), ``r = r_ext + k_expl * w *
+r_int`` (``w`` constant, or annealed linearly to 0 when ``hparams.anneal = 1``), GAE by a
+reverse scan, and PPO epochs x minibatches as nested scans. ``train`` scans
+``update_step``; nothing runs in Python per environment step. ``hparams`` is a pytree of
+scalars, so ``jax.vmap(train)`` runs a sweep (see :mod:`mimex_jax.sweep`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mimex_jax import envs as envs_lib
+from mimex_jax import windows
+from mimex_jax.agents.ppo import ActorCritic, PPOLossConfig, gae, ppo_loss
+from mimex_jax.rewards import (
+    ICMConfig,
+    IntrinsicReward,
+    MIMExConfig,
+    RewardBatch,
+    RNDConfig,
+    RunningMeanConfig,
+    icm,
+    mimex,
+    none,
+    normalize_rewards,
+    rnd,
+    running_mean,
+)
+from mimex_jax.rewards.base import require
+from mimex_jax.rewards.normalize import NormalizedState, RunningStats
+
+REWARD_KINDS = ("none", "mimex", "rnd", "icm", "running_mean")
+EMBEDDINGS = ("obs", "random_projection", "torso")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Static configuration: everything that changes shapes or program structure.
+
+    Defaults are the paper's PPO settings (32 steps per env, 10 epochs, 4 minibatches,
+    MLPs 256-128-64) on ``brax:reacher_sparse`` with 512 envs and MIMEx (T=5).
+    """
+
+    env_id: str = "brax:reacher_sparse"
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+    num_envs: int = 512
+    rollout_len: int = 32
+    epochs: int = 10
+    minibatches: int = 4
+    total_steps: int = 2_000_000
+    episode_length: int | None = None
+    reward: str = "mimex"
+    seq_len: int = 5
+    embedding: str = "obs"
+    projection_dim: int = 64
+    normalize_obs: bool = True
+    normalize_intrinsic: bool = False
+    intrinsic_value_head: bool = False
+    actor_hidden: tuple[int, ...] = (256, 128, 64)
+    critic_hidden: tuple[int, ...] = (256, 128, 64)
+    activation: str = "selu"
+    lr_schedule: str = "cosine"
+    mimex: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        for f in ("num_envs", "rollout_len", "epochs", "minibatches", "total_steps", "seq_len",
+                  "projection_dim"):
+            v = getattr(self, f)
+            require(f, v, isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                    "an integer >= 1")
+        require("reward", self.reward, self.reward in REWARD_KINDS, str(REWARD_KINDS))
+        require("embedding", self.embedding, self.embedding in EMBEDDINGS, str(EMBEDDINGS))
+        require("lr_schedule", self.lr_schedule, self.lr_schedule in LR_SCHEDULES,
+                str(LR_SCHEDULES))
+        batch = self.num_envs * self.rollout_len
+        require("minibatches", self.minibatches, batch % self.minibatches == 0,
+                f"a divisor of num_envs * rollout_len = {batch}")
+        require("total_steps", self.total_steps, self.total_steps >= batch,
+                f"at least one iteration, num_envs * rollout_len = {batch}")
+
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.num_envs * self.rollout_len
+
+    @property
+    def num_iterations(self) -> int:
+        return self.total_steps // self.steps_per_iteration
+
+
+class HParams(NamedTuple):
+    """Dynamic hyperparameters: scalars, vmappable over a sweep."""
+
+    lr: float | jax.Array = 1e-3
+    max_grad_norm: float | jax.Array = 1.0
+    clip_eps: float | jax.Array = 0.1
+    value_coef: float | jax.Array = 2.0
+    entropy_coef: float | jax.Array = 0.0
+    gamma: float | jax.Array = 0.99
+    lam: float | jax.Array = 0.95
+    k_expl: float | jax.Array = 0.05
+    anneal: float | jax.Array = 0.0
+    mask_ratio: float | jax.Array = 0.7
+    gamma_int: float | jax.Array = 0.99
+
+    def validate(self) -> HParams:
+        """Check concrete values (skipped for traced ones); returns self."""
+        checks = {
+            "lr": (lambda v: v > 0, "> 0"), "max_grad_norm": (lambda v: v > 0, "> 0"),
+            "clip_eps": (lambda v: 0 < v < 1, "in (0, 1)"),
+            "value_coef": (lambda v: v >= 0, ">= 0"), "entropy_coef": (lambda v: v >= 0, ">= 0"),
+            "gamma": (lambda v: 0 <= v <= 1, "in [0, 1]"), "lam": (lambda v: 0 <= v <= 1,
+                                                                   "in [0, 1]"),
+            "k_expl": (lambda v: v >= 0, ">= 0"), "anneal": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+            "mask_ratio": (lambda v: 0 < v < 1, "in (0, 1)"),
+            "gamma_int": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+        }
+        for name, (ok, allowed) in checks.items():
+            value = getattr(self, name)
+            if isinstance(value, jax.core.Tracer):
+                continue
+            arr = jnp.asarray(value)
+            if not bool(jnp.all(jnp.isfinite(arr))) or not bool(jnp.all(ok(arr))):
+                raise ValueError(f"hparams.{name}={value!r} is invalid; allowed: {allowed}")
+        return self
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    reward_state: Any
+    env_state: Any
+    window: jax.Array
+    obs_stats: RunningStats
+    projection: jax.Array
+    key: jax.Array
+    iteration: jax.Array
+
+
+class Transition(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    value_int: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    truncation: jax.Array
+    bootstrap: jax.Array
+    bootstrap_int: jax.Array
+    seq: jax.Array
+    emb: jax.Array
+    emb_next: jax.Array
+    episode: dict
+
+
+def _obs_stats_init(dim: int) -> RunningStats:
+    return RunningStats(jnp.zeros((dim,)), jnp.ones((dim,)), jnp.asarray(1e-4))
+
+
+def _obs_stats_update(stats: RunningStats, x: jax.Array) -> RunningStats:
+    n = jnp.asarray(x.shape[0], jnp.float32)
+    b_mean, b_var = jnp.mean(x, 0), jnp.var(x, 0)
+    total = stats.count + n
+    delta = b_mean - stats.mean
+    m2 = stats.var * stats.count + b_var * n + jnp.square(delta) * stats.count * n / total
+    return RunningStats(stats.mean + delta * n / total, m2 / total, total)
+
+
+def _normalize(stats: RunningStats, obs: jax.Array) -> jax.Array:
+    return jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + 1e-8), -10.0, 10.0)
+
+
+def make_reward(cfg: TrainConfig, emb_dim: int, action_dim: int, discrete: bool
+                ) -> IntrinsicReward:
+    """The intrinsic reward named by ``cfg.reward`` for embeddings of width ``emb_dim``."""
+    if cfg.reward == "none":
+        fn = none()
+    elif cfg.reward == "mimex":
+        fn = mimex(MIMExConfig(seq_len=cfg.seq_len, feature_dim=emb_dim, **dict(cfg.mimex)))
+    elif cfg.reward == "rnd":
+        fn = rnd(RNDConfig(obs_dim=emb_dim))
+    elif cfg.reward == "icm":
+        fn = icm(ICMConfig(obs_dim=emb_dim, action_dim=action_dim, discrete=discrete))
+    else:
+        fn = running_mean(RunningMeanConfig(seq_len=cfg.seq_len, feature_dim=emb_dim))
+    return normalize_rewards(fn) if cfg.normalize_intrinsic and cfg.reward != "none" else fn
+
+
+def _schedule(kind: str, progress: jax.Array) -> jax.Array:
+    if kind == "constant":
+        return jnp.ones_like(progress)
+    if kind == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + jnp.cos(math.pi * progress))
+
+
+def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib.Env]:
+    """Build ``(init, update_step, train, env)`` for a static config."""
+    env = envs_lib.make(cfg.env_id, num_envs=cfg.num_envs, episode_length=cfg.episode_length,
+                        **dict(cfg.env_kwargs))
+    obs_dim = env.observation_size
+    discrete = env.action_kind == "discrete"
+    action_dim = env.num_actions if discrete else env.action_size
+    net = ActorCritic(action_dim=action_dim, discrete=discrete, actor_hidden=cfg.actor_hidden,
+                      critic_hidden=cfg.critic_hidden, act=cfg.activation,
+                      intrinsic_value_head=cfg.intrinsic_value_head)
+    emb_dim = {"obs": obs_dim, "random_projection": cfg.projection_dim,
+               "torso": cfg.actor_hidden[-1]}[cfg.embedding]
+    reward_fn = make_reward(cfg, emb_dim, action_dim, discrete)
+    optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    n_iter = cfg.num_iterations
+    n, t_len = cfg.num_envs, cfg.rollout_len
+
+    def policy(params, stats, obs):
+        o = _normalize(stats, obs) if cfg.normalize_obs else obs
+        return net.apply({"params": params}, o), o
+
+    def embed(state_params, stats, projection, obs):
+        (_, _, _, torso), o = policy(state_params, stats, obs)
+        if cfg.embedding == "obs":
+            return o
+        if cfg.embedding == "random_projection":
+            return o @ projection
+        return jax.lax.stop_gradient(torso)
+
+    def with_mask_ratio(reward_state, hp):
+        """Write the (possibly swept) mask ratio into the MIMEx reward state."""
+        if cfg.reward != "mimex":
+            return reward_state
+        ratio = jnp.asarray(hp.mask_ratio, jnp.float32)
+        if isinstance(reward_state, NormalizedState):
+            return reward_state._replace(inner=reward_state.inner._replace(mask_ratio=ratio))
+        return reward_state._replace(mask_ratio=ratio)
+
+    def init(key: jax.Array, hp: HParams) -> TrainState:
+        k_env, k_net, k_rew, k_proj, key = jax.random.split(key, 5)
+        env_state = env.reset(k_env)
+        params = net.init(k_net, jnp.zeros((1, obs_dim)))["params"]
+        stats = _obs_stats_init(obs_dim)
+        projection = jax.random.normal(k_proj, (obs_dim, cfg.projection_dim)) / math.sqrt(
+            obs_dim)
+        emb0 = embed(params, stats, projection, env_state.obs)
+        window = windows.start(emb0, cfg.seq_len)
+        dummy = RewardBatch(seq=window, obs=emb0, next_obs=emb0,
+                            action=jnp.zeros((n,), jnp.int32) if discrete
+                            else jnp.zeros((n, action_dim)))
+        reward_state = with_mask_ratio(reward_fn.init(k_rew, dummy), hp)
+        return TrainState(params, optimizer.init(params), reward_state, env_state, window,
+                          stats, projection, key, jnp.zeros((), jnp.int32))
+
+    def rollout(state: TrainState, key: jax.Array):
+        def one(carry, k):
+            env_state, window = carry
+            (dist, value, value_int, _), obs_n = policy(state.params, state.obs_stats,
+                                                         env_state.obs)
+            action = dist.sample(k)
+            log_prob = dist.log_prob(action)
+            nxt = env.step(env_state, action)
+            term_obs = nxt.info["terminal_obs"]
+            emb = embed(state.params, state.obs_stats, state.projection, env_state.obs)
+            emb_next = embed(state.params, state.obs_stats, state.projection, term_obs)
+            emb_reset = embed(state.params, state.obs_stats, state.projection, nxt.obs)
+            seq, window = windows.step(window, emb_next, emb_reset, nxt.done)
+            (_, v_term, v_int_term, _), _ = policy(state.params, state.obs_stats, term_obs)
+            trunc = nxt.info.get("truncation", jnp.zeros_like(nxt.done))
+            episode = {k2: nxt.metrics[k2] for k2 in
+                       ("episode_done", "episode_return", "episode_length", "episode_success")}
+            tr = Transition(
+                obs=env_state.obs, action=action, log_prob=log_prob, value=value,
+                value_int=value if value_int is None else value_int, reward=nxt.reward,
+                done=nxt.done, truncation=trunc, bootstrap=v_term,
+                bootstrap_int=v_term if v_int_term is None else v_int_term,
+                seq=seq, emb=emb, emb_next=emb_next, episode=episode)
+            return (nxt, window), tr
+
+        (env_state, window), traj = jax.lax.scan(
+            one, (state.env_state, state.window), jax.random.split(key, t_len))
+        return env_state, window, traj
+
+    def update_step(state: TrainState, hp: HParams) -> tuple[TrainState, dict]:
+        key, k_roll, k_rew, k_ppo = jax.random.split(state.key, 4)
+        env_state, window, traj = rollout(state, k_roll)
+        flat = lambda x: x.reshape((t_len * n,) + x.shape[2:])
+        batch = RewardBatch(seq=flat(traj.seq), obs=flat(traj.emb), next_obs=flat(traj.emb_next),
+                            action=flat(traj.action))
+        reward_state = with_mask_ratio(state.reward_state, hp)
+        reward_state, r_int, r_metrics = reward_fn.update(reward_state, batch, k_rew)
+        r_int = r_int.reshape(t_len, n)
+        progress = state.iteration.astype(jnp.float32) / n_iter
+        w = 1.0 - hp.anneal * progress
+        last = policy(state.params, state.obs_stats, env_state.obs)[0]
+        if cfg.intrinsic_value_head:
+            adv_e, ret_e = gae(traj.reward, traj.value, traj.done, last[1], hp.gamma, hp.lam,
+                               traj.truncation, traj.bootstrap)
+            # The intrinsic stream is non-episodic: no termination cuts it.
+            zeros = jnp.zeros_like(traj.done)
+            adv_i, ret_i = gae(hp.k_expl * w * r_int, traj.value_int, zeros, last[2],
+                               hp.gamma_int, hp.lam)
+            advantages = adv_e + adv_i
+        else:
+            rewards = traj.reward + hp.k_expl * w * r_int
+            advantages, ret_e = gae(rewards, traj.value, traj.done, last[1], hp.gamma, hp.lam,
+                                    traj.truncation, traj.bootstrap)
+            ret_i = ret_e
+        lr = hp.lr * _schedule(cfg.lr_schedule, progress)
+        loss_cfg = PPOLossConfig(hp.clip_eps, hp.value_coef, hp.entropy_coef, True)
+        data = (flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(traj.value),
+                flat(traj.value_int), flat(advantages), flat(ret_e), flat(ret_i))
+
+        def loss_fn(params, mb):
+            obs, action, old_lp, old_v, old_vi, adv, ret, ret_int = mb
+            (dist, v, v_int, _), _ = policy(params, state.obs_stats, obs)
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            total, pieces = ppo_loss(dist.log_prob(action), old_lp, adv, v, old_v, ret,
+                                     dist.entropy(), loss_cfg)
+            if cfg.intrinsic_value_head:
+                v_int_loss = jnp.mean(jnp.square(v_int - ret_int))
+                total = total + hp.value_coef * v_int_loss
+                pieces = {**pieces, "value_int_loss": v_int_loss}
+            return total, pieces
+
+        def sgd(carry, mb):
+            params, opt_state = carry
+            (_, pieces), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
+            g_norm = optax.tree.norm(grads)
+            scale = jnp.minimum(1.0, hp.max_grad_norm / (g_norm + 1e-6))
+            grads = jax.tree.map(lambda g: g * scale, grads)
+            opt_state.hyperparams["learning_rate"] = lr
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), {**pieces,
+                                                                        "grad_norm": g_norm}
+
+        def epoch(carry, k):
+            perm = jax.random.permutation(k, t_len * n)
+            mbs = jax.tree.map(
+                lambda x: x[perm].reshape((cfg.minibatches, -1) + x.shape[1:]), data)
+            return jax.lax.scan(sgd, carry, mbs)
+
+        (params, opt_state), pieces = jax.lax.scan(
+            epoch, (state.params, state.opt_state), jax.random.split(k_ppo, cfg.epochs))
+        obs_stats = _obs_stats_update(state.obs_stats, flat(traj.obs)) if cfg.normalize_obs \
+            else state.obs_stats
+        ep = traj.episode
+        n_done = jnp.sum(ep["episode_done"])
+        denom = jnp.maximum(n_done, 1.0)
+        var_y = jnp.var(ret_e)
+        metrics = {
+            "episodes": n_done,
+            "episode_return": jnp.sum(ep["episode_return"]) / denom,
+            "episode_length": jnp.sum(ep["episode_length"]) / denom,
+            "episode_success": jnp.sum(ep["episode_success"]) / denom,
+            "reward_ext": jnp.mean(traj.reward),
+            "reward_int": jnp.mean(r_int), "reward_int_std": jnp.std(r_int),
+            "explained_variance": 1.0 - jnp.var(ret_e - traj.value) / (var_y + 1e-8),
+            "lr": lr, "expl_weight": hp.k_expl * w,
+            **{k: jnp.mean(v) for k, v in pieces.items()},
+            **{f"reward_model/{k}": v for k, v in r_metrics.items()},
+        }
+        new_state = TrainState(params, opt_state, reward_state, env_state, window, obs_stats,
+                               state.projection, key, state.iteration + 1)
+        return new_state, metrics
+
+    def train(key: jax.Array, hp: HParams) -> tuple[TrainState, dict]:
+        state = init(key, hp)
+        return jax.lax.scan(lambda s, _: update_step(s, hp), state, None, length=n_iter)
+
+    return init, update_step, train, env
