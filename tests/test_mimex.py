@@ -252,3 +252,19 @@ def test_nonfinite_input_under_jit_skips_update_and_reports(seq) -> None:
     jax.tree.map(np.testing.assert_array_equal, new.params, state.params)
     _, _, ok_metrics = jax.jit(fn.update)(state, RewardBatch(seq=seq), jax.random.key(1))
     assert float(ok_metrics["nonfinite_input"]) == 0.0
+
+
+@pytest.mark.parametrize("extra", [{"n_mask": 2}, {"mask_all": True}])
+def test_microbatched_update_equals_whole_batch(seq, extra) -> None:
+    """Gradient accumulation over chunks is the same single Adam step on the mean loss."""
+    batch = RewardBatch(seq=jnp.concatenate([seq, seq[::-1]]))  # 24 sequences
+    results = []
+    for microbatch in (0, 7):  # whole batch; 7 -> 4 chunks of 6 (largest divisor of 24)
+        fn = mimex(MIMExConfig(**SMALL, microbatch=microbatch, **extra))
+        state = fn.init(jax.random.key(1))
+        scored = fn.reward(state, batch, jax.random.key(2))
+        state, r, metrics = fn.update(state, batch, jax.random.key(2))
+        results.append((scored, r, fn.reward(state, batch, jax.random.key(3)), metrics["loss"]))
+    for other in results[1:]:
+        for a, b in zip(other, results[0], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
