@@ -343,7 +343,7 @@ def init_params(key: PRNGKey, cfg: MIMExConfig) -> Any:
 CPU_MICROBATCH = 2048
 
 
-def _chunk_size(cfg: MIMExConfig, batch: int) -> int:
+def microbatch_size(cfg: MIMExConfig, batch: int) -> int:
     """Static chunk size for a batch: the largest divisor of ``batch`` <= the microbatch."""
     limit = cfg.microbatch
     if limit is None:
@@ -408,7 +408,7 @@ def mimex(cfg: MIMExConfig) -> IntrinsicReward:
     @jax.jit
     def _reward(state: MIMExState, seq: jax.Array, key: PRNGKey) -> jax.Array:
         mask = draw(state, seq, key)
-        chunk = _chunk_size(cfg, seq.shape[0])
+        chunk = microbatch_size(cfg, seq.shape[0])
         if chunk == seq.shape[0]:
             return _apply(state.params, cfg, seq, mask, num_slots)[0]
         xs = (_chunks(seq, chunk, 0), _chunks(mask, chunk, 1 if cfg.n_mask > 1 else 0))
@@ -420,7 +420,7 @@ def mimex(cfg: MIMExConfig) -> IntrinsicReward:
                 ) -> tuple[MIMExState, jax.Array, Metrics]:
         mask = draw(state, seq, key)
         total = seq.shape[0]
-        chunk = _chunk_size(cfg, total)
+        chunk = microbatch_size(cfg, total)
 
         def sum_loss(params: Any, s: jax.Array, m: jax.Array) -> tuple[jax.Array, jax.Array]:
             per_seq = _apply(params, cfg, s, m, num_slots)[0]
