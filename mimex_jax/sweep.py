@@ -9,6 +9,7 @@ settings and seed produced member ``i``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mimex_jax.rewards import MIMExConfig
 from mimex_jax.trainer import HParams, TrainConfig, make_train
 
 
@@ -54,6 +56,18 @@ def random_search(key: jax.Array, n: int, base: HParams | None = None,
     return stack([base._replace(**lab) for lab in labels]), labels
 
 
+def cover_mask_ratios(cfg: TrainConfig, hparams: HParams) -> TrainConfig:
+    """``cfg`` with the MIMEx slot bound lowered to the smallest ``hparams.mask_ratio``."""
+    if cfg.reward != "mimex":
+        return cfg
+    kw = dict(cfg.mimex)
+    lowest = float(np.min(np.asarray(hparams.mask_ratio)))
+    if lowest < kw.get("mask_ratio", MIMExConfig.mask_ratio):
+        kw["mask_ratio"] = lowest
+        cfg = dataclasses.replace(cfg, mimex=tuple(sorted(kw.items())))
+    return cfg
+
+
 def stack(settings: Sequence[HParams]) -> HParams:
     for hp in settings:
         hp.validate()
@@ -62,7 +76,13 @@ def stack(settings: Sequence[HParams]) -> HParams:
 
 def run(cfg: TrainConfig, hparams: HParams, labels: list[dict[str, float]],
         seeds: Sequence[int]) -> tuple[Any, dict[str, jax.Array], list[dict[str, float]]]:
-    """Train every (setting, seed) pair in one vmapped, jitted program."""
+    """Train every (setting, seed) pair in one vmapped, jitted program.
+
+    For MIMEx the static config's ``mask_ratio`` (which fixes how many token slots the
+    encoder processes) is lowered to the sweep's smallest ratio, so every member's
+    masks fit.
+    """
+    cfg = cover_mask_ratios(cfg, hparams)
     _, _, train, _ = make_train(cfg)
     n_set = len(labels)
     hp_all = jax.tree.map(lambda x: jnp.repeat(x, len(seeds), axis=0), hparams)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mimex_jax import windows
-from mimex_jax.sweep import grid
+from mimex_jax.sweep import cover_mask_ratios, grid
 from mimex_jax.trainer import HParams, TrainConfig, make_train
 
 TINY = TrainConfig(
@@ -33,17 +33,24 @@ def test_windows_pad_and_reset_at_episode_boundaries() -> None:
     np.testing.assert_array_equal(seq[:, :, 0], [[1, 2, 3], [0, 9, 3]])
 
 
+SWEEP_HPS, SWEEP_LABELS = grid(k_expl=[0.0, 0.5], mask_ratio=[0.5, 0.7])
+
+
 @pytest.fixture(scope="module")
 def tiny_train():
-    _, _, train, _ = make_train(TINY)
+    # The static MIMEx config covers the sweep's smallest mask ratio (0.5 -> 2 slots).
+    cfg = cover_mask_ratios(TINY, SWEEP_HPS)
+    assert dict(cfg.mimex)["mask_ratio"] == 0.5
+    _, _, train, _ = make_train(cfg)
     return jax.jit(train)
 
 
 def test_sweep_of_four_equals_single_runs(tiny_train) -> None:
-    hps, labels = grid(k_expl=[0.0, 0.5], mask_ratio=[0.5, 0.7])
+    hps, labels = SWEEP_HPS, SWEEP_LABELS
     keys = jnp.stack([jax.random.key(i) for i in range(4)])
     _, swept = jax.jit(jax.vmap(tiny_train))(keys, hps)
     assert swept["episode_return"].shape == (4, 3)
+    assert float(swept["reward_model/slot_overflow"].max()) == 0.0
     for i in range(4):
         hp = jax.tree.map(lambda x, i=i: x[i], hps)
         _, single = tiny_train(jax.random.key(i), hp)
