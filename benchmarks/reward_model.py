@@ -69,7 +69,7 @@ def bench_jax(cfg: MIMExConfig, batch: int, repeats: int, warmup: int) -> dict:
             "encoder_slots": cfg.num_slots, "chunks": chunks}
 
 
-def bench_torch(args: argparse.Namespace) -> dict | None:
+def bench_torch(args: argparse.Namespace, attention: str) -> dict | None:
     python = ROOT / ".venv-torch" / "bin" / "python"
     if not python.exists():
         print(f"[torch] {python} not found; create it with: python3 -m venv .venv-torch && "
@@ -79,7 +79,8 @@ def bench_torch(args: argparse.Namespace) -> dict | None:
         out = Path(tmp) / "torch.json"
         cmd = [str(python), str(ROOT / "benchmarks" / "torch_baseline.py"), "--batch",
                str(args.batch), "--seq-len", "5", "--feature-dim", str(args.feature_dim),
-               "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--json", str(out)]
+               "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--json", str(out),
+               "--attention", attention]
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())
 
@@ -113,12 +114,15 @@ def main() -> None:
             result[key] = bench_jax(variant, args.batch, args.repeats, args.warmup)
             print(f"  {result[key]['sequences_per_s']:.0f} seq/s", flush=True)
     if not args.no_torch:
-        print("pytorch baseline ...", flush=True)
-        result["torch"] = bench_torch(args)
+        print("pytorch baseline, explicit attention ...", flush=True)
+        result["torch"] = bench_torch(args, "explicit")
+        print("pytorch baseline, fused SDPA attention (timm's default) ...", flush=True)
+        result["torch_sdpa"] = bench_torch(args, "sdpa")
     j = result["jax"]
     result["matmul_fraction"] = j["gflops_per_s"] / result["matmul"]["gflops"]
-    if result.get("torch"):
-        result["speedup_vs_torch"] = j["sequences_per_s"] / result["torch"]["seqs_per_s"]
+    for key in ("torch", "torch_sdpa"):
+        if result.get(key):
+            result[f"speedup_vs_{key}"] = j["sequences_per_s"] / result[key]["seqs_per_s"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
 
@@ -134,15 +138,17 @@ def main() -> None:
             print(f"| {name} (K={r['encoder_slots']}) | {r['sequences_per_s']:.0f} | "
                   f"{r['median_s']:.3f} | {r['flops'] / 1e9:.1f} | "
                   f"{r['bytes_accessed'] / 1e9:.2f} | {r['gflops_per_s']:.1f} |")
-    if result.get("torch"):
-        t = result["torch"]
-        print(f"| PyTorch {t.get('torch_version', '')} eager, same architecture | "
-              f"{t['seqs_per_s']:.0f} | {t['median_s']:.3f} | - | - | - |")
+    for key, what in (("torch", "explicit attention"), ("torch_sdpa", "F.sdpa attention")):
+        if result.get(key):
+            t = result[key]
+            print(f"| PyTorch {t.get('torch_version', '')} eager, same architecture, {what} | "
+                  f"{t['seqs_per_s']:.0f} | {t['median_s']:.3f} | - | - | - |")
     print(f"\nmatmul rate (XLA, {result['matmul']['n']}^3 float32): "
           f"{result['matmul']['gflops']:.1f} GFLOP/s; the update reaches "
           f"{100 * result['matmul_fraction']:.0f}% of it")
-    if "speedup_vs_torch" in result:
-        print(f"speed-up over PyTorch: {result['speedup_vs_torch']:.2f}x")
+    for key in ("torch", "torch_sdpa"):
+        if f"speedup_vs_{key}" in result:
+            print(f"speed-up over {key}: {result[f'speedup_vs_{key}']:.2f}x")
 
 
 if __name__ == "__main__":
