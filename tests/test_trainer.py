@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,3 +81,20 @@ def test_config_and_hparam_validation() -> None:
         HParams(gamma=1.5).validate()
     with pytest.raises(ValueError, match="sweep axis 'gama' is unknown"):
         grid(gama=[0.9])
+
+
+@pytest.mark.parametrize("reward,embedding", [
+    ("none", "obs"), ("rnd", "random_projection"), ("running_mean", "torso"),
+    ("icm", "obs"),
+])
+def test_every_reward_and_embedding_runs(reward: str, embedding: str) -> None:
+    cfg = dataclasses.replace(
+        TINY, env_id="gymnax:MountainCarContinuous-v0", reward=reward, embedding=embedding,
+        epochs=1, total_steps=4 * 8 * 2, intrinsic_value_head=reward == "rnd")
+    _, _, train, _ = make_train(cfg)
+    _, metrics = jax.jit(train)(jax.random.key(0), HParams())
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in metrics.values())
+    if reward == "none":
+        assert float(jnp.max(jnp.abs(metrics["reward_int"]))) == 0.0
+    else:
+        assert float(metrics["reward_int"][-1]) > 0.0
