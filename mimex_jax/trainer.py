@@ -45,7 +45,7 @@ from mimex_jax.rewards import (
     running_mean,
 )
 from mimex_jax.rewards.base import require
-from mimex_jax.rewards.normalize import NormalizedState, RunningStats
+from mimex_jax.rewards.normalize import NormalizedState, RunningStats, init_stats, update_stats
 
 REWARD_KINDS = ("none", "mimex", "rnd", "icm", "running_mean")
 EMBEDDINGS = ("obs", "random_projection", "torso")
@@ -172,19 +172,6 @@ class Transition(NamedTuple):
     episode: dict
 
 
-def _obs_stats_init(dim: int) -> RunningStats:
-    return RunningStats(jnp.zeros((dim,)), jnp.ones((dim,)), jnp.asarray(1e-4))
-
-
-def _obs_stats_update(stats: RunningStats, x: jax.Array) -> RunningStats:
-    n = jnp.asarray(x.shape[0], jnp.float32)
-    b_mean, b_var = jnp.mean(x, 0), jnp.var(x, 0)
-    total = stats.count + n
-    delta = b_mean - stats.mean
-    m2 = stats.var * stats.count + b_var * n + jnp.square(delta) * stats.count * n / total
-    return RunningStats(stats.mean + delta * n / total, m2 / total, total)
-
-
 def _normalize(stats: RunningStats, obs: jax.Array) -> jax.Array:
     return jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + 1e-8), -10.0, 10.0)
 
@@ -255,7 +242,7 @@ def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib
         k_env, k_net, k_rew, k_proj, key = jax.random.split(key, 5)
         env_state = env.reset(k_env)
         params = net.init(k_net, jnp.zeros((1, obs_dim)))["params"]
-        stats = _obs_stats_init(obs_dim)
+        stats = init_stats((obs_dim,))
         projection = jax.random.normal(k_proj, (obs_dim, cfg.projection_dim)) / math.sqrt(
             obs_dim)
         emb0 = embed(params, stats, projection, env_state.obs)
@@ -357,7 +344,7 @@ def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib
 
         (params, opt_state), pieces = jax.lax.scan(
             epoch, (state.params, state.opt_state), jax.random.split(k_ppo, cfg.epochs))
-        obs_stats = _obs_stats_update(state.obs_stats, flat(traj.obs)) if cfg.normalize_obs \
+        obs_stats = update_stats(state.obs_stats, flat(traj.obs), axis=0) if cfg.normalize_obs \
             else state.obs_stats
         ep = traj.episode
         n_done = jnp.sum(ep["episode_done"])

@@ -103,3 +103,17 @@ def test_interop_errors_name_the_key() -> None:
     icm_sd = load_case("icm_D32_A2")["sd"]
     with pytest.raises(ValueError, match="'for_model.0.weight' has shape"):
         icm_params_from_torch({**icm_sd, "for_model.0.weight": np.ones((256, 291), np.float32)})
+
+
+def test_running_stats_merge_equals_pooled_statistics() -> None:
+    from mimex_jax.rewards.normalize import init_stats, update_stats
+
+    a = jax.random.normal(jax.random.key(0), (50, 3)) * 2.0 + 1.0
+    b = jax.random.normal(jax.random.key(1), (70, 3)) - 3.0
+    stats = update_stats(update_stats(init_stats((3,)), a, axis=0), b, axis=0)
+    pooled = np.concatenate([np.asarray(a), np.asarray(b)])
+    # The 1e-4 prior count (mean 0, var 1) shifts the result by ~1e-6.
+    np.testing.assert_allclose(stats.mean, pooled.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(stats.var, pooled.var(0), rtol=1e-4, atol=1e-4)
+    scalar = update_stats(init_stats(), a)
+    np.testing.assert_allclose(scalar.var, np.asarray(a).var(), rtol=1e-4)

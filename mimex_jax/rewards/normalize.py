@@ -22,14 +22,19 @@ class RunningStats(NamedTuple):
     count: jax.Array
 
 
-def init_stats() -> RunningStats:
-    return RunningStats(jnp.zeros(()), jnp.ones(()), jnp.asarray(1e-4))
+def init_stats(shape: tuple[int, ...] = ()) -> RunningStats:
+    """Running statistics of mean 0, variance 1 and a tiny prior count."""
+    return RunningStats(jnp.zeros(shape), jnp.ones(shape), jnp.asarray(1e-4))
 
 
-def update_stats(stats: RunningStats, x: jax.Array) -> RunningStats:
-    """Merge a batch into running mean/var (Chan et al. parallel algorithm)."""
-    n = jnp.asarray(x.size, jnp.float32)
-    b_mean, b_var = jnp.mean(x), jnp.var(x)
+def update_stats(stats: RunningStats, x: jax.Array, axis: int | None = None) -> RunningStats:
+    """Merge a batch into running mean/var (Chan et al. parallel algorithm).
+
+    ``axis=None`` pools every entry (scalar statistics); ``axis=0`` keeps per-feature
+    statistics of ``[B, D]`` data.
+    """
+    n = jnp.asarray(x.size if axis is None else x.shape[axis], jnp.float32)
+    b_mean, b_var = jnp.mean(x, axis=axis), jnp.var(x, axis=axis)
     total = stats.count + n
     delta = b_mean - stats.mean
     mean = stats.mean + delta * n / total
