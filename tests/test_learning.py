@@ -1,0 +1,53 @@
+"""Learning works: PPO reaches a return threshold within a stated CPU budget (marked slow).
+
+Discrete dense task: gymnax CartPole-v1, 3 seeds in one vmapped program, 512k env steps
+(32 envs x 64 steps x 250 iterations), about 15 s on the 2-core CI CPU after compiling.
+Threshold: mean greedy return over 64 evaluation episodes >= 450 (of 500) for every seed.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mimex_jax import envs
+from mimex_jax.agents.ppo import ActorCritic
+from mimex_jax.trainer import HParams, TrainConfig, make_train
+
+CARTPOLE = TrainConfig(
+    env_id="gymnax:CartPole-v1", num_envs=32, rollout_len=64, epochs=4, minibatches=4,
+    total_steps=32 * 64 * 250, reward="none", actor_hidden=(64, 64), critic_hidden=(64, 64),
+    activation="tanh", lr_schedule="linear")
+CARTPOLE_HP = HParams(lr=2.5e-4, clip_eps=0.2, value_coef=0.5, entropy_coef=0.01, k_expl=0.0,
+                      max_grad_norm=0.5)
+
+
+def greedy_return(params, key, episodes: int = 64) -> jax.Array:
+    """Mean return of the deterministic (argmax) policy over ``episodes`` episodes."""
+    env = envs.make(CARTPOLE.env_id, num_envs=episodes, auto_reset=False)
+    net = ActorCritic(action_dim=2, discrete=True, actor_hidden=CARTPOLE.actor_hidden,
+                      critic_hidden=CARTPOLE.critic_hidden, act=CARTPOLE.activation)
+    state = env.reset(key)
+
+    def body(carry, _):
+        s, alive, ret = carry
+        dist = net.apply({"params": params}, s.obs)[0]
+        s = env.step(s, dist.mode())
+        return (s, alive * (1.0 - s.done), ret + alive * s.reward), None
+
+    init = (state, jnp.ones(episodes), jnp.zeros(episodes))
+    (_, _, ret), _ = jax.lax.scan(body, init, None, length=500)
+    return jnp.mean(ret)
+
+
+@pytest.mark.slow
+def test_ppo_solves_cartpole() -> None:
+    _, _, train, _ = make_train(CARTPOLE)
+    keys = jnp.stack([jax.random.key(s) for s in range(3)])
+    hps = jax.tree.map(lambda x: jnp.full((3,), x, jnp.float32), CARTPOLE_HP)
+    states, metrics = jax.jit(jax.vmap(train))(keys, hps)
+    returns = jax.vmap(greedy_return, in_axes=(0, None))(states.params, jax.random.key(100))
+    print("greedy returns per seed:", np.round(np.asarray(returns), 1))
+    assert np.all(np.asarray(returns) >= 450.0), returns
