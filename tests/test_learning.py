@@ -15,6 +15,7 @@ import pytest
 from mimex_jax import envs
 from mimex_jax.agents.ppo import ActorCritic
 from mimex_jax.trainer import HParams, TrainConfig, make_train
+from mimex_jax.trainer import _normalize as normalize_obs
 
 CARTPOLE = TrainConfig(
     env_id="gymnax:CartPole-v1", num_envs=32, rollout_len=64, epochs=4, minibatches=4,
@@ -24,8 +25,11 @@ CARTPOLE_HP = HParams(lr=2.5e-4, clip_eps=0.2, value_coef=0.5, entropy_coef=0.01
                       max_grad_norm=0.5)
 
 
-def greedy_return(params, key, episodes: int = 64) -> jax.Array:
-    """Mean return of the deterministic (argmax) policy over ``episodes`` episodes."""
+def greedy_return(params, key, episodes: int = 64, obs_stats=None) -> jax.Array:
+    """Mean return of the deterministic (argmax) policy over ``episodes`` episodes.
+
+    ``obs_stats``: the run's observation statistics when it normalised observations.
+    """
     env = envs.make(CARTPOLE.env_id, num_envs=episodes, auto_reset=False)
     net = ActorCritic(action_dim=2, discrete=True, actor_hidden=CARTPOLE.actor_hidden,
                       critic_hidden=CARTPOLE.critic_hidden, act=CARTPOLE.activation)
@@ -33,7 +37,8 @@ def greedy_return(params, key, episodes: int = 64) -> jax.Array:
 
     def body(carry, _):
         s, alive, ret = carry
-        dist = net.apply({"params": params}, s.obs)[0]
+        obs = s.obs if obs_stats is None else normalize_obs(obs_stats, s.obs)
+        dist = net.apply({"params": params}, obs)[0]
         s = env.step(s, dist.mode())
         return (s, alive * (1.0 - s.done), ret + alive * s.reward), None
 
