@@ -226,13 +226,20 @@ def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib
         o = _normalize(stats, obs) if cfg.normalize_obs else obs
         return net.apply({"params": params}, o), o
 
-    def embed(state_params, stats, projection, obs):
-        (_, _, _, torso), o = policy(state_params, stats, obs)
+    def embed_from(out, obs_n, projection):
+        """What the reward model sees, from an already computed network pass."""
         if cfg.embedding == "obs":
-            return o
+            return obs_n
         if cfg.embedding == "random_projection":
-            return o @ projection
-        return jax.lax.stop_gradient(torso)
+            return obs_n @ projection
+        return jax.lax.stop_gradient(out[3])
+
+    def embed(params, stats, projection, obs):
+        """Embed ``obs``; runs the network only for the ``torso`` embedding."""
+        if cfg.embedding == "torso":
+            return embed_from(*policy(params, stats, obs), projection)
+        obs_n = _normalize(stats, obs) if cfg.normalize_obs else obs
+        return embed_from(None, obs_n, projection)
 
     def with_mask_ratio(reward_state, hp):
         """Write the (possibly swept) mask ratio into the MIMEx reward state."""
@@ -262,17 +269,21 @@ def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib
     def rollout(state: TrainState, key: jax.Array):
         def one(carry, k):
             env_state, window = carry
-            (dist, value, value_int, _), obs_n = policy(state.params, state.obs_stats,
-                                                         env_state.obs)
+            out, obs_n = policy(state.params, state.obs_stats, env_state.obs)
+            dist, value, value_int, _ = out
             action = dist.sample(k)
             log_prob = dist.log_prob(action)
             nxt = env.step(env_state, action)
             term_obs = nxt.info["terminal_obs"]
-            emb = embed(state.params, state.obs_stats, state.projection, env_state.obs)
-            emb_next = embed(state.params, state.obs_stats, state.projection, term_obs)
+            # One network pass per distinct observation: the current one (action, value,
+            # embedding), the produced one (bootstrap value, embedding); the reset one
+            # only feeds the window.
+            term_out, term_n = policy(state.params, state.obs_stats, term_obs)
+            _, v_term, v_int_term, _ = term_out
+            emb = embed_from(out, obs_n, state.projection)
+            emb_next = embed_from(term_out, term_n, state.projection)
             emb_reset = embed(state.params, state.obs_stats, state.projection, nxt.obs)
             seq, window = windows.step(window, emb_next, emb_reset, nxt.done)
-            (_, v_term, v_int_term, _), _ = policy(state.params, state.obs_stats, term_obs)
             trunc = nxt.info.get("truncation", jnp.zeros_like(nxt.done))
             episode = {k2: nxt.metrics[k2] for k2 in
                        ("episode_done", "episode_return", "episode_length", "episode_success")}
