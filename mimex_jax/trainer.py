@@ -205,8 +205,32 @@ def _schedule(kind: str, progress: jax.Array) -> jax.Array:
     return 0.5 * (1.0 + jnp.cos(math.pi * progress))
 
 
-def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib.Env]:
-    """Build ``(init, update_step, train, env)`` for a static config."""
+class Collected(NamedTuple):
+    """What the rollout stage hands to the reward and PPO stages."""
+
+    env_state: Any
+    window: jax.Array
+    traj: Transition
+    key: jax.Array
+    k_rew: jax.Array
+    k_ppo: jax.Array
+
+
+class Stages(NamedTuple):
+    collect: Callable
+    score: Callable
+    learn: Callable
+
+
+class Built(NamedTuple):
+    init: Callable
+    update_step: Callable
+    train: Callable
+    env: envs_lib.Env
+    stages: Stages
+
+
+def _build(cfg: TrainConfig) -> Built:
     env = envs_lib.make(cfg.env_id, num_envs=cfg.num_envs, episode_length=cfg.episode_length,
                         **dict(cfg.env_kwargs))
     obs_dim = env.observation_size
@@ -299,15 +323,26 @@ def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib
             one, (state.env_state, state.window), jax.random.split(key, t_len))
         return env_state, window, traj
 
-    def update_step(state: TrainState, hp: HParams) -> tuple[TrainState, dict]:
+    flat = lambda x: x.reshape((t_len * n,) + x.shape[2:])
+
+    def collect(state: TrainState, hp: HParams) -> Collected:
+        """Stage 1: the rollout (policy, env step, embeddings, windows)."""
         key, k_roll, k_rew, k_ppo = jax.random.split(state.key, 4)
         env_state, window, traj = rollout(state, k_roll)
-        flat = lambda x: x.reshape((t_len * n,) + x.shape[2:])
+        return Collected(env_state, window, traj, key, k_rew, k_ppo)
+
+    def score(state: TrainState, hp: HParams, col: Collected):
+        """Stage 2: one update of the reward model on all the rollout's sequences."""
+        traj = col.traj
         batch = RewardBatch(seq=flat(traj.seq), obs=flat(traj.emb), next_obs=flat(traj.emb_next),
                             action=flat(traj.action))
         reward_state = with_mask_ratio(state.reward_state, hp)
-        reward_state, r_int, r_metrics = reward_fn.update(reward_state, batch, k_rew)
-        r_int = r_int.reshape(t_len, n)
+        reward_state, r_int, r_metrics = reward_fn.update(reward_state, batch, col.k_rew)
+        return reward_state, r_int.reshape(t_len, n), r_metrics
+
+    def learn(state: TrainState, hp: HParams, col: Collected, r_int: jax.Array):
+        """Stage 3: returns, GAE and the PPO epochs x minibatches."""
+        traj, env_state = col.traj, col.env_state
         progress = state.iteration.astype(jnp.float32) / n_iter
         w = 1.0 - hp.anneal * progress
         last = policy(state.params, state.obs_stats, env_state.obs)[0]
@@ -359,13 +394,25 @@ def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib
             return jax.lax.scan(sgd, carry, mbs)
 
         (params, opt_state), pieces = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(k_ppo, cfg.epochs))
+            epoch, (state.params, state.opt_state), jax.random.split(col.k_ppo, cfg.epochs))
+        var_y = jnp.var(ret_e)
+        metrics = {
+            "explained_variance": 1.0 - jnp.var(ret_e - traj.value) / (var_y + 1e-8),
+            "lr": lr, "expl_weight": hp.k_expl * w,
+            **{k: jnp.mean(v) for k, v in pieces.items()},
+        }
+        return params, opt_state, metrics
+
+    def update_step(state: TrainState, hp: HParams) -> tuple[TrainState, dict]:
+        col = collect(state, hp)
+        reward_state, r_int, r_metrics = score(state, hp, col)
+        params, opt_state, ppo_metrics = learn(state, hp, col, r_int)
+        traj = col.traj
         obs_stats = update_stats(state.obs_stats, flat(traj.obs), axis=0) if cfg.normalize_obs \
             else state.obs_stats
         ep = traj.episode
         n_done = jnp.sum(ep["episode_done"])
         denom = jnp.maximum(n_done, 1.0)
-        var_y = jnp.var(ret_e)
         metrics = {
             "episodes": n_done,
             "episode_return": jnp.sum(ep["episode_return"]) / denom,
@@ -373,17 +420,32 @@ def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib
             "episode_success": jnp.sum(ep["episode_success"]) / denom,
             "reward_ext": jnp.mean(traj.reward),
             "reward_int": jnp.mean(r_int), "reward_int_std": jnp.std(r_int),
-            "explained_variance": 1.0 - jnp.var(ret_e - traj.value) / (var_y + 1e-8),
-            "lr": lr, "expl_weight": hp.k_expl * w,
-            **{k: jnp.mean(v) for k, v in pieces.items()},
+            **ppo_metrics,
             **{f"reward_model/{k}": v for k, v in r_metrics.items()},
         }
-        new_state = TrainState(params, opt_state, reward_state, env_state, window, obs_stats,
-                               state.projection, key, state.iteration + 1)
+        new_state = TrainState(params, opt_state, reward_state, col.env_state, col.window,
+                               obs_stats, state.projection, col.key, state.iteration + 1)
         return new_state, metrics
 
     def train(key: jax.Array, hp: HParams) -> tuple[TrainState, dict]:
         state = init(key, hp)
         return jax.lax.scan(lambda s, _: update_step(s, hp), state, None, length=n_iter)
 
-    return init, update_step, train, env
+    return Built(init, update_step, train, env, Stages(collect, score, learn))
+
+
+def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib.Env]:
+    """Build ``(init, update_step, train, env)`` for a static config."""
+    b = _build(cfg)
+    return b.init, b.update_step, b.train, b.env
+
+
+def make_stages(cfg: TrainConfig) -> tuple[Callable, Stages]:
+    """``(init, Stages(collect, score, learn))``: the parts ``update_step`` fuses.
+
+    For timing the stages alone against the fused step (``benchmarks/throughput.py``):
+    ``col = collect(state, hp)``; ``reward_state, r_int, m = score(state, hp, col)``;
+    ``params, opt_state, m = learn(state, hp, col, r_int)``.
+    """
+    b = _build(cfg)
+    return b.init, b.stages
