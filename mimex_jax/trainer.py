@@ -205,6 +205,20 @@ def _schedule(kind: str, progress: jax.Array) -> jax.Array:
     return 0.5 * (1.0 + jnp.cos(math.pi * progress))
 
 
+def make_network(cfg: TrainConfig, env: envs_lib.Env) -> ActorCritic:
+    """The actor-critic for ``env`` with the sizes of ``cfg``."""
+    discrete = env.action_kind == "discrete"
+    return ActorCritic(action_dim=env.num_actions if discrete else env.action_size,
+                       discrete=discrete, actor_hidden=cfg.actor_hidden,
+                       critic_hidden=cfg.critic_hidden, act=cfg.activation,
+                       intrinsic_value_head=cfg.intrinsic_value_head)
+
+
+def normalize_obs(stats: RunningStats, obs: jax.Array) -> jax.Array:
+    """Observation normalisation as the trainer applies it (clipped to +-10)."""
+    return _normalize(stats, obs)
+
+
 class Collected(NamedTuple):
     """What the rollout stage hands to the reward and PPO stages."""
 
@@ -234,11 +248,8 @@ def _build(cfg: TrainConfig) -> Built:
     env = envs_lib.make(cfg.env_id, num_envs=cfg.num_envs, episode_length=cfg.episode_length,
                         **dict(cfg.env_kwargs))
     obs_dim = env.observation_size
-    discrete = env.action_kind == "discrete"
-    action_dim = env.num_actions if discrete else env.action_size
-    net = ActorCritic(action_dim=action_dim, discrete=discrete, actor_hidden=cfg.actor_hidden,
-                      critic_hidden=cfg.critic_hidden, act=cfg.activation,
-                      intrinsic_value_head=cfg.intrinsic_value_head)
+    net = make_network(cfg, env)
+    discrete, action_dim = net.discrete, net.action_dim
     emb_dim = {"obs": obs_dim, "random_projection": cfg.projection_dim,
                "torso": cfg.actor_hidden[-1]}[cfg.embedding]
     reward_fn = make_reward(cfg, emb_dim, action_dim, discrete)

@@ -75,3 +75,20 @@ def test_run_validates_its_arguments(runner: loop.Runner) -> None:
         loop.run(runner, HParams())
     with pytest.raises(ValueError, match=r"hparams.lr=-1.0 is invalid"):
         loop.run(runner, HParams(lr=-1.0), jax.random.key(0))
+
+
+def test_evaluate_reports_one_finished_episode_per_env(runner: loop.Runner) -> None:
+    from mimex_jax.evaluate import make_evaluate
+
+    state = runner.init(jax.random.key(0), HParams())
+    evaluate = jax.jit(make_evaluate(CFG, episodes=6), static_argnums=3)
+    out = evaluate(state.params, state.obs_stats, jax.random.key(1), True)
+    assert out["return"].shape == (6,)
+    np.testing.assert_array_equal(out["finished"], 1.0)
+    # MountainCar: -1 per step and the time limit (10 steps) ends every episode here.
+    np.testing.assert_array_equal(out["length"], 10.0)
+    np.testing.assert_array_equal(out["return"], -10.0)
+    again = evaluate(state.params, state.obs_stats, jax.random.key(1), True)
+    np.testing.assert_array_equal(out["return"], again["return"])
+    with pytest.raises(ValueError, match="episodes=0 is invalid"):
+        make_evaluate(CFG, episodes=0)

@@ -1,0 +1,71 @@
+"""Evaluate a trained policy: mean return, success and length over fresh episodes.
+
+``make_evaluate(cfg)`` returns a jittable ``evaluate(params, obs_stats, key, episodes,
+deterministic)`` that runs ``episodes`` environments in parallel for one full episode
+each (the task's time limit bounds the scan) and reports the first finished episode of
+every environment. ``deterministic=True`` acts with the policy's mode (the mean action,
+or the most likely discrete action); ``False`` samples as in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from mimex_jax import envs as envs_lib
+from mimex_jax.rewards.normalize import RunningStats
+from mimex_jax.trainer import TrainConfig, make_network, normalize_obs
+
+
+def episode_limit(cfg: TrainConfig) -> int:
+    """The number of steps that bounds one episode of ``cfg``'s task."""
+    if cfg.episode_length is not None:
+        return int(cfg.episode_length)
+    spec = envs_lib.make_base(cfg.env_id, **dict(cfg.env_kwargs)).spec
+    if spec.episode_length is None:
+        raise ValueError(f"env {cfg.env_id!r} has no time limit; set episode_length to "
+                         "evaluate it")
+    return int(spec.episode_length)
+
+
+def make_evaluate(cfg: TrainConfig, episodes: int) -> Callable[..., dict[str, jax.Array]]:
+    """Build ``evaluate(params, obs_stats, key, deterministic=True) -> per-episode arrays``.
+
+    Returns a dict of ``[episodes]`` arrays: ``return``, ``success``, ``length`` and
+    ``finished`` (1.0 where the episode ended within the limit; always 1.0 for tasks with a
+    time limit).
+    """
+    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+        raise ValueError(f"episodes={episodes!r} is invalid; allowed: an integer >= 1")
+    env = envs_lib.make(cfg.env_id, num_envs=episodes, episode_length=cfg.episode_length,
+                        **dict(cfg.env_kwargs))
+    net = make_network(cfg, env)
+    limit = episode_limit(cfg)
+
+    def evaluate(params: Any, obs_stats: RunningStats, key: jax.Array,
+                 deterministic: bool = True) -> dict[str, jax.Array]:
+        k_reset, k_act = jax.random.split(key)
+        state = env.reset(k_reset)
+        zeros = jnp.zeros((episodes,), jnp.float32)
+
+        def one(carry, k):
+            state, seen, ret, succ, length = carry
+            obs = normalize_obs(obs_stats, state.obs) if cfg.normalize_obs else state.obs
+            dist = net.apply({"params": params}, obs)[0]
+            action = dist.mode() if deterministic else dist.sample(k)
+            state = env.step(state, action)
+            m = state.metrics
+            first = m["episode_done"] * (1.0 - seen)  # this env's first finished episode
+            ret = ret + first * m["episode_return"]
+            succ = succ + first * m["episode_success"]
+            length = length + first * m["episode_length"]
+            return (state, jnp.maximum(seen, m["episode_done"]), ret, succ, length), None
+
+        (_, seen, ret, succ, length), _ = jax.lax.scan(
+            one, (state, zeros, zeros, zeros, zeros), jax.random.split(k_act, limit))
+        return {"return": ret, "success": succ, "length": length, "finished": seen}
+
+    return evaluate
