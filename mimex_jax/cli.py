@@ -1,90 +1,163 @@
-"""The ``mimex-jax`` command.
+"""The ``mimex-jax`` command: train, sweep, eval, plot (and a reward-model demo).
 
-Until the fused trainer lands (issue 3) the embedded default is a reward-model
-demonstration: MIMEx, RND and the running-mean baseline are trained on sequences from
-one region of a random walk ("familiar"), then score held-out familiar sequences and
-sequences from an unvisited region ("novel"). A working exploration bonus scores the
-novel ones higher; the table printed at the end shows by how much.
+``mimex-jax`` with no arguments runs ``mimex-jax train`` on the embedded default config
+(``configs/default.yaml``): PPO + MIMEx on a sparse-reward task, small enough for a
+laptop CPU, ending with a table of the final policy against a baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import json
 import sys
-import time
+from pathlib import Path
 
-import jax
-import jax.numpy as jnp
+import numpy as np
 
 from mimex_jax import __version__
-from mimex_jax.rewards import (
-    IntrinsicReward,
-    MIMExConfig,
-    RewardBatch,
-    RNDConfig,
-    RunningMeanConfig,
-    mimex,
-    rnd,
-    running_mean,
-)
+
+COMMANDS = ("train", "sweep", "eval", "plot", "demo")
 
 
-def random_walk_sequences(key: jax.Array, n: int, seq_len: int, dim: int,
-                          offset: float) -> jax.Array:
-    """``n`` windows of a Gaussian random walk in ``dim`` dims, started near ``offset``."""
-    k0, k1 = jax.random.split(key)
-    start = offset + 0.5 * jax.random.normal(k0, (n, 1, dim))
-    steps = 0.3 * jax.random.normal(k1, (n, seq_len, dim))
-    return start + jnp.cumsum(steps, axis=1)
+def _fmt(values: list[float]) -> str:
+    """Mean, with min-max over members when there are several."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
 
 
-def run_demo(updates: int, batch: int, seed: int) -> dict[str, tuple[float, float]]:
-    """Train each bonus on familiar sequences; return mean reward (familiar, novel)."""
-    seq_len, dim = 5, 16
-    key = jax.random.key(seed)
-    methods: dict[str, IntrinsicReward] = {
-        "mimex": mimex(MIMExConfig(seq_len=seq_len, feature_dim=dim, lr=1e-3)),
-        "rnd": rnd(RNDConfig(obs_dim=dim)),
-        "running_mean": running_mean(RunningMeanConfig(seq_len=seq_len, feature_dim=dim)),
-    }
-    k_fam, k_test, k_novel, key = jax.random.split(key, 4)
-    familiar_test = RewardBatch(seq=random_walk_sequences(k_test, 1024, seq_len, dim, 0.0))
-    novel = RewardBatch(seq=random_walk_sequences(k_novel, 1024, seq_len, dim, 3.0))
-    results = {}
-    for name, fn in methods.items():
-        state = fn.init(key, familiar_test)
-        update = jax.jit(fn.update)
-        t0 = time.perf_counter()
-        for i in range(updates):
-            k_data, k_upd = jax.random.split(jax.random.fold_in(k_fam, i))
-            data = RewardBatch(seq=random_walk_sequences(k_data, batch, seq_len, dim, 0.0))
-            state, r, _ = update(state, data, k_upd)
-            if (i + 1) % max(1, updates // 4) == 0:
-                print(f"  {name:>12}: update {i + 1}/{updates}, batch reward "
-                      f"{float(jnp.mean(r)):.4f} ({time.perf_counter() - t0:.1f}s)", flush=True)
-        fam = float(jnp.mean(fn.reward(state, familiar_test, key)))
-        nov = float(jnp.mean(fn.reward(state, novel, key)))
-        results[name] = (fam, nov)
-    return results
+def _default_out(cfg, kind: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = cfg.env_id.split(":", 1)[-1].replace("/", "_")
+    return Path("runs") / f"{stamp}-{name}-{cfg.reward}" if kind == "train" else \
+        Path("runs") / f"{stamp}-{name}-{cfg.reward}-sweep"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="mimex-jax", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--version", action="version", version=__version__)
-    sub = parser.add_subparsers(dest="command")
-    demo = sub.add_parser("demo", help="reward-model demo: novel vs familiar sequences "
-                          "(the default)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    demo.add_argument("--updates", type=int, default=200, help="training updates per method")
-    demo.add_argument("--batch", type=int, default=256, help="sequences per update")
-    demo.add_argument("--seed", type=int, default=0)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in sub.choices and argv[0] not in ("-h", "--help", "--version")):
-        argv = ["demo", *argv]  # the embedded default
-    args = parser.parse_args(argv)
+def _table(rows: list[tuple[str, dict]]) -> str:
+    lines = ["| run | env steps | eval return | eval success | train return (last chunk) | "
+             "train success (last chunk) |", "|---|---|---|---|---|---|"]
+    for name, s in rows:
+        ev = s.get("eval", {}).get("members", [])
+        last = s.get("last_chunk", {})
+        train = [f"{last[k]:.3f}" if k in last else "-"
+                 for k in ("episode_return", "episode_success")]
+        lines.append(
+            f"| {name} | {s.get('env_steps', '-')} | "
+            f"{_fmt([m['return'] for m in ev]) if ev else '-'} | "
+            f"{_fmt([m['success'] for m in ev]) if ev else '-'} | {train[0]} | {train[1]} |")
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace, sweep: bool = False) -> int:
+    from mimex_jax import experiment
+    from mimex_jax.config import load_config
+
+    overrides = list(args.set or [])
+    if args.seeds is not None:
+        overrides.append(f"run.seeds={args.seeds}")
+    if args.resume is not None:
+        run_dir = Path(args.resume)
+        config_path = args.config or [run_dir / "config.yaml"]
+        if not Path(config_path[0]).exists():
+            raise ValueError(f"--resume {run_dir}: no config.yaml there (not a run directory)")
+        rc = load_config(config_path, overrides)
+    else:
+        rc = load_config(args.config or None, overrides)
+        if sweep and rc.sweep is None:
+            raise ValueError("mimex-jax sweep: the config has no 'sweep:' section (grid or "
+                             "random); see configs/sweeps/ for examples")
+        run_dir = Path(args.out) if args.out else _default_out(rc.train, "sweep" if sweep
+                                                                else "train")
+    cfg = rc.train
+    n_members = len(rc.run.seeds) * (1 if rc.sweep is None else
+                                     len(experiment.make_sweep(rc)[2]))
+    print(f"mimex-jax {__version__}: {cfg.env_id}, reward {cfg.reward}, {n_members} "
+          f"member(s), {cfg.num_iterations} iterations x {cfg.steps_per_iteration} env steps "
+          f"-> {run_dir}", flush=True)
+    summary = experiment.train(rc, run_dir, resume=args.resume is not None,
+                               progress=not args.no_progress, stop_at=args.stop_at)
+    if summary["iterations"] < summary["total_iterations"]:
+        print(f"stopped at iteration {summary['iterations']} of "
+              f"{summary['total_iterations']}; continue with: mimex-jax train --resume "
+              f"{run_dir}")
+        return 0
+    rows = [(f"{cfg.reward} (this run)", summary)]
+    if rc.run.compare_baseline and cfg.reward != "none":
+        print("training the no-bonus baseline on the same budget ...", flush=True)
+        base = experiment.train(experiment.baseline_config(rc), run_dir / "baseline",
+                                resume=(run_dir / "baseline" / "checkpoints").exists(),
+                                progress=not args.no_progress)
+        rows.append(("none (same budget)", base))
+    elif rc.run.eval_episodes > 0:
+        rnd = experiment.random_policy(rc, rc.run.eval_episodes)
+        rows.append(("untrained policy, sampled actions",
+                     {"env_steps": 0, "eval": {"members": [rnd]}}))
+    print(f"\nfinished in {summary['seconds']:.0f}s; eval over {rc.run.eval_episodes} "
+          "episodes per member, deterministic policy (mean [min, max] over members)")
+    print(_table(rows))
+    print(f"\nrun directory: {run_dir}  (plot: mimex-jax plot {run_dir})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import jax
+
+    from mimex_jax import experiment, loop
+    from mimex_jax.checkpoint import Checkpointer, config_from_metadata
+    from mimex_jax.trainer import HParams
+
+    path = Path(args.checkpoint)
+    ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    with Checkpointer(ckpt_dir, create=False) as ckpt:
+        meta = ckpt.metadata(args.step)
+        cfg = config_from_metadata(meta)
+        labels = meta["extra"].get("labels") or [{"seed": 0}]
+        sweep = len(labels) > 1
+        runner = loop.make_runner(cfg, sweep=sweep)
+        hp = HParams()
+        if sweep:
+            import jax.numpy as jnp
+
+            hp = jax.tree.map(lambda x: jnp.full((len(labels),), x, jnp.float32), hp)
+            keys = jnp.stack([jax.random.key(0)] * len(labels))
+        else:
+            keys = jax.random.key(0)
+        template = jax.eval_shape(runner.init, keys, hp)
+        state, hp, meta = ckpt.restore(template, step=meta["step"])
+    members = experiment.Members(cfg, hp, keys, labels)
+    ev = experiment.evaluate_members(members, state, args.episodes,
+                                     deterministic=not args.stochastic, seed=args.seed)
+    print(f"checkpoint {ckpt_dir} step {meta['step']} ({cfg.env_id}, reward {cfg.reward}): "
+          f"{args.episodes} episodes per member, "
+          f"{'sampled' if args.stochastic else 'deterministic'} policy")
+    print("| member | return | success | length |\n|---|---|---|---|")
+    for m in ev["members"]:
+        lab = ", ".join(f"{k}={v:g}" for k, v in m.items()
+                        if k not in ("return", "success", "length"))
+        print(f"| {lab} | {m['return']:.3f} | {m['success']:.3f} | {m['length']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"step": meta["step"], **ev}, indent=1))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from mimex_jax.plot import plot_runs
+
+    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / "curves.png"
+    metrics = [m for m in args.metrics.split(",") if m]
+    path = plot_runs(args.run_dirs, out, metrics=metrics, smooth=args.smooth)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import jax
+
+    from mimex_jax.demo import run_demo
+
     if args.updates < 1 or args.batch < 1:
-        parser.error("--updates and --batch must be >= 1")
+        raise ValueError("--updates and --batch must be >= 1")
     print(f"mimex-jax {__version__} on {jax.default_backend()}: training MIMEx, RND and the "
           f"running-mean baseline on familiar random-walk sequences ({args.updates} updates "
           f"x {args.batch} sequences)", flush=True)
@@ -94,6 +167,89 @@ def main(argv: list[str] | None = None) -> int:
     for name, (fam, nov) in results.items():
         print(f"| {name} | {fam:.4f} | {nov:.4f} | {nov / fam:.1f}x |")
     return 0
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the empty ones (None / False) that say nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = _Formatter
+    parser = argparse.ArgumentParser(prog="mimex-jax", description=__doc__.split("\n\n")[0],
+                                     formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command")
+
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", "-c", action="append", metavar="FILE",
+                       help="YAML config (repeat to merge several, later wins; default: the "
+                            "embedded configs/default.yaml)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override one key, e.g. --set train.num_envs=64 "
+                            "--set hparams.lr=3e-4 (repeatable)")
+        p.add_argument("--seeds", type=int, help="train seeds 0..N-1 in one vmapped program "
+                                                 "(overrides run.seeds)")
+        p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its "
+                                                       "newest checkpoint")
+        p.add_argument("--out", metavar="DIR",
+                       help="run directory (default: runs/<time>-<task>-<reward>)")
+        p.add_argument("--stop-at", type=int, metavar="ITERATION",
+                       help="stop after this many iterations in total, with a checkpoint "
+                            "(continue later with --resume)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    t = sub.add_parser("train", help="train PPO with an exploration bonus (the default "
+                                     "command)", formatter_class=fmt)
+    run_args(t)
+    s = sub.add_parser("sweep", help="train every setting of a config's sweep: section x "
+                                     "seeds as one program", formatter_class=fmt)
+    run_args(s)
+    e = sub.add_parser("eval", help="evaluate a checkpoint's policy", formatter_class=fmt)
+    e.add_argument("checkpoint", help="a run directory or its checkpoints/ directory")
+    e.add_argument("--episodes", type=int, default=16, help="episodes per member")
+    e.add_argument("--step", type=int, help="checkpoint step (default: newest)")
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of "
+                                                             "the policy's mode")
+    e.add_argument("--seed", type=int, default=12345, help="evaluation seed")
+    e.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    pl = sub.add_parser("plot", help="learning curves of run directories as a PNG",
+                        formatter_class=fmt)
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    pl.add_argument("--out", help="PNG path (default: <first RUN_DIR>/curves.png)")
+    pl.add_argument("--metrics", default="episode_return,episode_success,reward_int",
+                    help="comma-separated metric names, one panel each")
+    pl.add_argument("--smooth", type=int, default=1, help="moving-average window "
+                                                          "(iterations)")
+    d = sub.add_parser("demo", help="reward-model demo: novel vs familiar sequences",
+                       formatter_class=fmt)
+    d.add_argument("--updates", type=int, default=200, help="training updates per method")
+    d.add_argument("--batch", type=int, default=256, help="sequences per update")
+    d.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help",
+                                                                  "--version")):
+        argv = ["train", *argv]  # the embedded default
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"train": cmd_train, "sweep": lambda a: cmd_train(a, sweep=True),
+                "eval": cmd_eval, "plot": cmd_plot, "demo": cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except ValueError as e:  # configuration and input errors: a message, not a traceback
+        print(f"mimex-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; resume with --resume <run directory>", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

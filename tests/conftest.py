@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+
+# JAX compiles dominate this suite's time on CPU, and many tests build the same small
+# programs (the CLI tests compile the same tiny run in several processes). The
+# persistent compilation cache lets every later build load the executable instead.
+CACHE_DIR = os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "mimex-jax-test-xla-cache"))
+jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 REFERENCE_DIR = Path(
     os.environ.get("MIMEX_REFERENCE_DIR", Path(__file__).resolve().parent / "reference")

@@ -1,0 +1,221 @@
+"""Runs as a researcher launches them: a run directory with config, logs, checkpoints.
+
+:func:`train` takes a validated :class:`~mimex_jax.config.RunConfig` and a run directory
+and does everything between: builds the members (sweep settings x seeds; one member
+runs unvmapped, several run as one vmapped program), trains through the chunked host
+loop (:mod:`mimex_jax.loop`), logs every chunk (:mod:`mimex_jax.logging`), saves
+checkpoints (:mod:`mimex_jax.checkpoint`), and at the end evaluates the final policy.
+
+Run directory::
+
+    config.yaml        the fully resolved config (load it again with load_config)
+    members.json       one label per member: its swept settings and seed
+    metrics.jsonl/.csv per-iteration metrics (and member), TensorBoard files in tb/
+    checkpoints/<it>/  orbax checkpoints of the whole TrainState (every member)
+    eval.json          final evaluation (deterministic policy), per member
+    baseline/          the same run without a bonus, with run.compare_baseline
+
+``resume=True`` continues from the newest checkpoint in the directory, exactly: the state
+holds the RNG key and iteration counter, and log rows past the checkpoint (written
+before an interruption) are dropped before logging resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, TextIO
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mimex_jax import loop
+from mimex_jax.checkpoint import Checkpointer
+from mimex_jax.config import RunConfig, dump_yaml, make_sweep
+from mimex_jax.evaluate import make_evaluate
+from mimex_jax.logging import MetricsLogger, ProgressBar
+from mimex_jax.trainer import HParams, TrainConfig, TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class Members:
+    """What a run trains: config, per-member hparams and keys, labels."""
+
+    cfg: TrainConfig
+    hparams: HParams            # scalars (one member) or [members] arrays
+    keys: jax.Array             # one key, or [members] keys
+    labels: list[dict[str, float]]
+
+    @property
+    def sweep(self) -> bool:
+        return len(self.labels) > 1
+
+
+def members_of(rc: RunConfig) -> Members:
+    """Sweep settings x seeds (seed varies fastest); a single member stays unvmapped."""
+    cfg, hps, settings = make_sweep(rc)
+    seeds = list(rc.run.seeds)
+    labels = [{**s, "seed": seed} for s in settings for seed in seeds]
+    if len(labels) == 1:
+        hp = jax.tree.map(lambda x: x[0], hps)
+        return Members(cfg, hp, jax.random.key(seeds[0]), labels)
+    hp = jax.tree.map(lambda x: jnp.repeat(x, len(seeds), axis=0), hps)
+    keys = jnp.stack([jax.random.key(lab["seed"]) for lab in labels])
+    return Members(cfg, hp, keys, labels)
+
+
+def _scalar_summary(metrics: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean over the chunk's iterations (and members) of every metric."""
+    return {k: float(np.mean(v)) for k, v in metrics.items()}
+
+
+def _truncate_logs(run_dir: Path, iteration: int) -> None:
+    """Drop log rows of iterations >= ``iteration`` (written after the last checkpoint)."""
+    jl = run_dir / "metrics.jsonl"
+    if jl.exists():
+        rows = [ln for ln in jl.read_text().splitlines() if ln.strip()]
+        keep = [ln for ln in rows if json.loads(ln)["iteration"] < iteration]
+        jl.write_text("".join(ln + "\n" for ln in keep))
+    path = run_dir / "metrics.csv"
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        if rows:
+            col = rows[0].index("iteration")
+            keep = [rows[0]] + [r for r in rows[1:] if int(r[col]) < iteration]
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerows(keep)
+
+
+def evaluate_members(m: Members, state: TrainState, episodes: int,
+                     deterministic: bool = True, seed: int = 12345) -> dict[str, Any]:
+    """Mean return / success / length of ``episodes`` fresh episodes, per member."""
+    evaluate = make_evaluate(m.cfg, episodes)
+    fn = lambda p, s, k: evaluate(p, s, k, deterministic)  # noqa: E731
+    keys = jax.random.split(jax.random.key(seed), len(m.labels))
+    if m.sweep:
+        out = jax.jit(jax.vmap(fn))(state.params, state.obs_stats, keys)
+    else:
+        out = jax.tree.map(lambda x: x[None], jax.jit(fn)(state.params, state.obs_stats,
+                                                          keys[0]))
+    out = jax.device_get(out)
+    return {
+        "episodes": episodes, "deterministic": deterministic,
+        "members": [
+            {**lab, "return": float(np.mean(out["return"][i])),
+             "success": float(np.mean(out["success"][i])),
+             "length": float(np.mean(out["length"][i]))}
+            for i, lab in enumerate(m.labels)],
+    }
+
+
+def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
+          progress: bool = True, stream: TextIO | None = None,
+          stop_at: int | None = None) -> dict[str, Any]:
+    """Train ``rc`` into ``run_dir`` (or continue it); returns the run summary.
+
+    ``stop_at`` ends this call after that many iterations in total (with a checkpoint
+    there), as a job with a time limit would; ``resume=True`` later continues the run
+    exactly as if it had not stopped. The summary (also written to ``summary.json``)
+    holds the final evaluation (only once the run is complete), the mean of the last
+    chunk's training metrics, iterations, env steps and wall time.
+    """
+    stream = stream or sys.stderr
+    run_dir = Path(run_dir)
+    m = members_of(rc)
+    cfg, opts = m.cfg, rc.run
+    ckpt_dir = run_dir / "checkpoints"
+    if resume:
+        if not (run_dir / "config.yaml").exists() and not ckpt_dir.exists():
+            raise ValueError(f"--resume {run_dir}: not a run directory (no config.yaml or "
+                             "checkpoints/)")
+    elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
+        raise ValueError(f"run directory {run_dir} already holds checkpoints; resume it "
+                         "(--resume) or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runner = loop.make_runner(cfg, sweep=m.sweep)
+    checkpointer = Checkpointer(ckpt_dir, keep_last=opts.keep_last,
+                                best_metric=opts.best_metric, best_mode=opts.best_mode)
+    state = None
+    if resume:
+        template = jax.eval_shape(runner.init, m.keys, m.hparams)
+        state, saved_hp, meta = checkpointer.restore(template, cfg=cfg)
+        if not all(np.array_equal(np.asarray(a), np.asarray(b))
+                   for a, b in zip(saved_hp, m.hparams, strict=True)):
+            warnings.warn("resuming with hyperparameters that differ from the checkpoint's; "
+                          "the run continues with the new ones", stacklevel=2)
+        start = loop.iteration_of(state)
+        _truncate_logs(run_dir, start)
+        print(f"resuming {run_dir} from iteration {start} (checkpoint step {meta['step']})",
+              file=stream, flush=True)
+    dump_yaml(rc, run_dir / "config.yaml")
+    total = cfg.num_iterations
+    if stop_at is not None and not 0 < stop_at <= total:
+        raise ValueError(f"stop_at={stop_at} is invalid; allowed: 1 .. {total} (the run's "
+                         "iterations)")
+    end = total if stop_at is None else stop_at
+    every = opts.checkpoint_every
+    logger = MetricsLogger(run_dir, backends=opts.log_backends,
+                           wandb_project=opts.wandb_project,
+                           labels=m.labels, config_dict=None)
+    desc = f"{cfg.env_id} {cfg.reward}" + (f" x{len(m.labels)}" if m.sweep else "")
+    bar = ProgressBar(total * cfg.steps_per_iteration, desc=desc, stream=stream,
+                      enabled=progress)
+    last: dict[str, float] = {}
+    last_saved = [loop.iteration_of(state) if state is not None else -1]
+
+    def on_chunk(r: loop.ChunkResult) -> None:
+        last.clear()
+        last.update(_scalar_summary(r.metrics))
+        logger.log_chunk(r.first_iteration, r.metrics, cfg.steps_per_iteration)
+        bar.update(r.env_steps, ret=last["episode_return"], succ=last["episode_success"],
+                   r_int=last["reward_int"])
+        crossed = every > 0 and r.iterations // every > r.first_iteration // every
+        if (crossed or r.iterations == end) and r.iterations > last_saved[0]:
+            checkpointer.save(r.iterations, r.state, cfg, m.hparams, metrics=last,
+                              extra={"labels": m.labels})
+            last_saved[0] = r.iterations
+
+    t0 = time.perf_counter()
+    try:
+        state, _ = loop.run(runner, m.hparams, m.keys, state=state, chunk=opts.chunk,
+                            iterations=end, callbacks=[on_chunk])
+    finally:
+        bar.close()
+        logger.close()
+        checkpointer.close()
+    seconds = time.perf_counter() - t0
+    summary: dict[str, Any] = {
+        "iterations": end, "total_iterations": total,
+        "env_steps": end * cfg.steps_per_iteration,
+        "seconds": seconds, "members": m.labels, "last_chunk": last,
+    }
+    if opts.eval_episodes > 0 and end == total:
+        summary["eval"] = evaluate_members(m, state, opts.eval_episodes)
+        (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=1))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def baseline_config(rc: RunConfig) -> RunConfig:
+    """``rc`` without an exploration bonus (same budget, seeds and PPO settings)."""
+    train_cfg = dataclasses.replace(rc.train, reward="none", normalize_intrinsic=False,
+                                    mimex=())
+    run = dataclasses.replace(rc.run, compare_baseline=False)
+    return dataclasses.replace(rc, train=train_cfg, run=run, sweep=None)
+
+
+def random_policy(rc: RunConfig, episodes: int) -> dict[str, float]:
+    """The untrained policy sampling its actions (near-uniform at initialisation)."""
+    m = members_of(dataclasses.replace(rc, sweep=None))
+    runner = loop.make_runner(m.cfg, sweep=m.sweep)
+    state = runner.init(m.keys, m.hparams)
+    ev = evaluate_members(m, state, episodes, deterministic=False)
+    return {k: float(np.mean([r[k] for r in ev["members"]])) for k in ("return", "success")}
+
