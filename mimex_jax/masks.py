@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Ratio = float | jax.Array
 SampleFn = Callable[[jax.Array, tuple[int, ...], Ratio], jax.Array]
@@ -100,8 +101,18 @@ def _uniform_token(key: jax.Array, shape: tuple[int, ...], mask_ratio: Ratio) ->
     return _ranks(key, shape) >= keep
 
 
+def _kept_float32(num: int, mask_ratio: float) -> int:
+    """``kept_count`` as a traced float32 ratio computes it (numpy float32 arithmetic)."""
+    one, r = np.float32(1.0), np.float32(mask_ratio)
+    return int(np.floor(np.float32(num) * (one - r)))
+
+
 def _uniform_bound(seq_len: int, mask_ratio: float | None) -> int:
-    return seq_len if mask_ratio is None else int(kept_count(seq_len, mask_ratio))
+    # The trainer and sweeps pass the ratio as a float32 array, whose kept count can be one
+    # more than the float64 one (T=10, 0.9: float64 keeps 0, float32 keeps 1); cover both.
+    if mask_ratio is None:
+        return seq_len
+    return max(int(kept_count(seq_len, mask_ratio)), _kept_float32(seq_len, mask_ratio))
 
 
 uniform_token = MaskDistribution("uniform_token", _uniform_token, _uniform_bound)

@@ -59,6 +59,9 @@ class TrainConfig:
     Defaults are the paper's PPO settings (32 steps per env, 10 epochs, 4 minibatches,
     MLPs 256-128-64) on ``brax:reacher_sparse`` with 512 envs and MIMEx (T=5).
 
+    ``clip_value`` clips the value loss around the old values by ``clip_eps`` (PPO2 style);
+    off by default, as in the original MIMEx PPO.
+
     ``normalize_obs`` (running mean/std of observations, clipped to +-10) is off by
     default. On gymnax CartPole-v1 it held PPO's final greedy return to 109, 361 and 129
     on three seeds; without it the same runs reach 486, 475 and 486
@@ -78,6 +81,7 @@ class TrainConfig:
     embedding: str = "obs"
     projection_dim: int = 64
     normalize_obs: bool = False
+    clip_value: bool = False
     normalize_intrinsic: bool = False
     intrinsic_value_head: bool = False
     actor_hidden: tuple[int, ...] = (256, 128, 64)
@@ -371,7 +375,7 @@ def _build(cfg: TrainConfig) -> Built:
                                     traj.truncation, traj.bootstrap)
             ret_i = ret_e
         lr = hp.lr * _schedule(cfg.lr_schedule, progress)
-        loss_cfg = PPOLossConfig(hp.clip_eps, hp.value_coef, hp.entropy_coef, True)
+        loss_cfg = PPOLossConfig(hp.clip_eps, hp.value_coef, hp.entropy_coef, cfg.clip_value)
         data = (flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(traj.value),
                 flat(traj.value_int), flat(advantages), flat(ret_e), flat(ret_i))
 

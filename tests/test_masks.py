@@ -100,3 +100,14 @@ def test_mask_errors() -> None:
         masks.get("nope")
     with pytest.raises(ValueError, match="token masks and element masks"):
         masks.mixture([masks.full, masks.element])
+
+
+@pytest.mark.parametrize("seq_len,ratio", [(10, 0.9), (5, 0.8), (10, 0.8), (5, 0.2), (5, 0.7),
+                                           (2, 0.5), (3, 0.6)])
+def test_static_slot_bound_covers_float32_ratios(seq_len: int, ratio: float) -> None:
+    """The trainer passes ratios as float32 arrays; the static encoder slot count must be
+    at least the kept count that float32 arithmetic gives (else masks overflow)."""
+    for r in (ratio, float(np.float32(ratio))):
+        traced = int(masks.kept_count(seq_len, jnp.float32(r)))
+        assert masks.uniform_token.max_kept(seq_len, r) >= traced
+        assert masks.uniform_token.max_kept(seq_len, r) >= masks.kept_count(seq_len, r)
