@@ -271,6 +271,10 @@ def test_config_errors_are_value_errors():
     assert issubclass(ConfigError, ValueError)
 
 
+def _slots(cfg: TrainConfig) -> int:
+    return MIMExConfig(seq_len=cfg.seq_len, feature_dim=2, **dict(cfg.mimex)).num_slots
+
+
 def test_mimex_slot_bound_follows_hparams_mask_ratio(tmp_path):
     # Left out, train.mimex.mask_ratio (the encoder's static slot bound) follows hparams.
     rc = load_config(CONFIGS / "methods/mimex_t5.yaml", ["hparams.mask_ratio=0.4"])
@@ -286,11 +290,11 @@ def test_mimex_slot_bound_follows_hparams_mask_ratio(tmp_path):
     # float32 rounding: at T=10 the ratio 0.9 keeps 0 tokens in float64 but 1 as the
     # trainer computes it (float32), so the encoder gets a slot for it.
     t10 = load_config(CONFIGS / "methods/mimex_t10.yaml", ["hparams.mask_ratio=0.9"])
-    assert t10.mimex["encoder_slots"] == 1
+    assert _slots(t10.train) == 1
     swept = C.make_sweep(load_config(CONFIGS / "methods/mimex_t10.yaml",
                                      ["sweep.grid.mask_ratio=[0.9, 0.95]",
                                       "hparams.mask_ratio=0.95"]))[0]
-    assert dict(swept.mimex)["mask_ratio"] == 0.9 and dict(swept.mimex)["encoder_slots"] == 1
+    assert dict(swept.mimex)["mask_ratio"] == 0.9 and _slots(swept) == 1
     # Other rewards keep train.mimex as given.
     assert load_config(CONFIGS / "methods/rnd.yaml").train.mimex == ()
 
