@@ -24,7 +24,7 @@ class RunningStats(NamedTuple):
 
 def init_stats(shape: tuple[int, ...] = ()) -> RunningStats:
     """Running statistics of mean 0, variance 1 and a tiny prior count."""
-    return RunningStats(jnp.zeros(shape), jnp.ones(shape), jnp.asarray(1e-4))
+    return RunningStats(jnp.zeros(shape), jnp.ones(shape), jnp.asarray(1e-4, jnp.float32))
 
 
 def update_stats(stats: RunningStats, x: jax.Array, axis: int | None = None) -> RunningStats:
