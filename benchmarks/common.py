@@ -52,6 +52,8 @@ def machine() -> dict[str, Any]:
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
+        # Other processes share the CPU; the 1/5/15-minute load averages say how much.
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
 
 
