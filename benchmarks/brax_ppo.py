@@ -184,7 +184,7 @@ class Ours:
             total_steps=s["num_envs"] * s["unroll_length"] * 1000,
             episode_length=s["episode_length"], reward="none", normalize_obs=False,
             actor_hidden=tuple(s["hidden"]), critic_hidden=tuple(s["hidden"]),
-            activation=s["activation"], lr_schedule="constant")
+            activation=s["activation"], lr_schedule="constant", clip_value=True)
         self.hp = HParams(lr=s["lr"], max_grad_norm=s["max_grad_norm"], clip_eps=s["clip_eps"],
                           value_coef=s["value_coef"], entropy_coef=s["entropy_coef"],
                           gamma=s["gamma"], lam=s["lam"], k_expl=0.0).validate()
