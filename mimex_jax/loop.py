@@ -10,6 +10,10 @@ A single run and a vmapped sweep use the same loop: with ``sweep=True`` every le
 the state and of ``hparams`` has a leading member axis and the metrics are
 ``[members, chunk]``.
 
+With a device ``mesh`` (:mod:`mimex_jax.distributed`) the same programs are compiled with
+sharded inputs and outputs: members split over the mesh's ``sweep`` axis, environments
+over its ``data`` axis; the host gathers the metrics (from every process, with several).
+
 Running the loop in chunks gives exactly the result of ``train(key, hparams)``, and a
 run resumed from a state saved at a chunk boundary continues exactly (the iteration
 counter and RNG key live in the state).
@@ -17,6 +21,7 @@ counter and RNG key live in the state).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -24,7 +29,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
+from mimex_jax import distributed
 from mimex_jax.trainer import HParams, TrainConfig, TrainState, make_train
 
 
@@ -50,13 +57,38 @@ class Runner(NamedTuple):
     init: Callable[[jax.Array, HParams], TrainState]
     chunk: Callable[[int], Callable[[TrainState, HParams], tuple[TrainState, dict]]]
     sweep: bool
+    mesh: Mesh | None = None
 
 
-def make_runner(cfg: TrainConfig, sweep: bool = False) -> Runner:
-    """Jitted ``init`` and a cache of jitted, state-donating chunk programs."""
+def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None) -> Runner:
+    """Jitted ``init`` and a cache of jitted, state-donating chunk programs.
+
+    ``mesh`` (from :func:`mimex_jax.distributed.make_mesh`) shards the state as
+    :func:`mimex_jax.distributed.state_specs` says; the caller checks divisibility first
+    (:func:`mimex_jax.distributed.plan_mesh`).
+    """
     init, update_step, _, _ = make_train(cfg)
-    step = jax.vmap(update_step) if sweep else update_step
-    init_fn = jax.jit(jax.vmap(init) if sweep else init)
+    spmd = "sweep" if sweep and mesh is not None else None
+    step = jax.vmap(update_step, spmd_axis_name=spmd) if sweep else update_step
+    init_v = jax.vmap(init, spmd_axis_name=spmd) if sweep else init
+    jit_init, jit_chunk = jax.jit, functools.partial(jax.jit, donate_argnums=0)
+    if mesh is not None:
+        if not sweep and mesh.shape["sweep"] > 1:
+            raise ValueError(f"a single run cannot use a sweep axis of {mesh.shape['sweep']} "
+                             "devices; put them on the data axis")
+        one = jax.eval_shape(init, jax.random.key(0), HParams())
+        state_sh = distributed.state_shardings(mesh, one, cfg.num_envs, sweep)
+        member_sh = distributed.member_sharding(mesh, sweep)
+        # Sweep metrics stay split by member (the host gathers them): an in-program
+        # all-gather would add collectives over a second mesh axis for nothing.
+        metrics_sh = member_sh
+        init_v = distributed.under_mesh(init_v, mesh)
+        jit_init = functools.partial(jax.jit, in_shardings=(member_sh, member_sh),
+                                     out_shardings=state_sh)
+        jit_chunk = functools.partial(jax.jit, donate_argnums=0,
+                                      in_shardings=(state_sh, member_sh),
+                                      out_shardings=(state_sh, metrics_sh))
+    init_fn = jit_init(init_v)
     cache: dict[int, Callable] = {}
 
     def chunk(length: int) -> Callable:
@@ -68,15 +100,16 @@ def make_runner(cfg: TrainConfig, sweep: bool = False) -> Runner:
                     metrics = jax.tree.map(lambda m: jnp.swapaxes(m, 0, 1), metrics)
                 return state, metrics
 
-            cache[length] = jax.jit(run_chunk, donate_argnums=0)
+            cache[length] = jit_chunk(run_chunk if mesh is None else
+                                      distributed.under_mesh(run_chunk, mesh))
         return cache[length]
 
-    return Runner(cfg, init_fn, chunk, sweep)
+    return Runner(cfg, init_fn, chunk, sweep, mesh)
 
 
 def iteration_of(state: TrainState) -> int:
     """The number of updates a (possibly sweep-stacked) state has done."""
-    it = np.asarray(jax.device_get(state.iteration))
+    it = np.asarray(distributed.to_host(state.iteration))  # gathered across hosts if needed
     if it.ndim and not np.all(it == it.flat[0]):
         raise ValueError(f"sweep members are at different iterations: {it.tolist()}")
     return int(it.flat[0]) if it.ndim else int(it)
@@ -111,6 +144,11 @@ def run(runner: Runner, hparams: HParams, key: jax.Array | None = None, *,
             raise ValueError("run() needs a PRNG key or a state to continue")
         if not runner.sweep:
             hparams.validate()
+    if runner.mesh is not None:  # global arrays, so that several hosts can feed them
+        where = distributed.member_sharding(runner.mesh, runner.sweep)
+        hparams = distributed.put(hparams, where)
+        key = None if state is not None else distributed.put(key, where)
+    if state is None:
         state = runner.init(key, hparams)
     done = iteration_of(state)
     if done > total:
@@ -120,7 +158,7 @@ def run(runner: Runner, hparams: HParams, key: jax.Array | None = None, *,
         length = min(chunk, total - done)
         t0 = time.perf_counter()
         state, metrics = runner.chunk(length)(state, hparams)
-        metrics = jax.device_get(metrics)  # one transfer per chunk
+        metrics = distributed.to_host(metrics)  # one transfer per chunk
         seconds = time.perf_counter() - t0
         history.append(metrics)
         result = ChunkResult(done, done + length, total,

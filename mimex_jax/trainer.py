@@ -30,6 +30,7 @@ import optax
 from mimex_jax import envs as envs_lib
 from mimex_jax import windows
 from mimex_jax.agents.ppo import ActorCritic, PPOLossConfig, gae, ppo_loss
+from mimex_jax.distributed import constrain_envs
 from mimex_jax.rewards import (
     ICMConfig,
     IntrinsicReward,
@@ -307,7 +308,7 @@ def _build(cfg: TrainConfig) -> Built:
 
     def rollout(state: TrainState, key: jax.Array):
         def one(carry, k):
-            env_state, window = carry
+            env_state, window = constrain_envs(carry, 0, n)  # data parallelism: env axis
             out, obs_n = policy(state.params, state.obs_stats, env_state.obs)
             dist, value, value_int, _ = out
             action = dist.sample(k)
@@ -338,7 +339,10 @@ def _build(cfg: TrainConfig) -> Built:
             one, (state.env_state, state.window), jax.random.split(key, t_len))
         return env_state, window, traj
 
-    flat = lambda x: x.reshape((t_len * n,) + x.shape[2:])
+    def flat(x: jax.Array) -> jax.Array:
+        """``[t, n, ...]`` -> ``[t * n, ...]`` (time-major); env-sharded on both sides."""
+        x = constrain_envs(x, 1, n).reshape((t_len * n,) + x.shape[2:])
+        return constrain_envs(x, 0, t_len * n)
 
     def collect(state: TrainState, hp: HParams) -> Collected:
         """Stage 1: the rollout (policy, env step, embeddings, windows)."""
@@ -353,7 +357,7 @@ def _build(cfg: TrainConfig) -> Built:
                             action=flat(traj.action))
         reward_state = with_mask_ratio(state.reward_state, hp)
         reward_state, r_int, r_metrics = reward_fn.update(reward_state, batch, col.k_rew)
-        return reward_state, r_int.reshape(t_len, n), r_metrics
+        return reward_state, constrain_envs(r_int.reshape(t_len, n), 1, n), r_metrics
 
     def learn(state: TrainState, hp: HParams, col: Collected, r_int: jax.Array):
         """Stage 3: returns, GAE and the PPO epochs x minibatches."""
@@ -406,6 +410,7 @@ def _build(cfg: TrainConfig) -> Built:
             perm = jax.random.permutation(k, t_len * n)
             mbs = jax.tree.map(
                 lambda x: x[perm].reshape((cfg.minibatches, -1) + x.shape[1:]), data)
+            mbs = constrain_envs(mbs, 1, t_len * n // cfg.minibatches)
             return jax.lax.scan(sgd, carry, mbs)
 
         (params, opt_state), pieces = jax.lax.scan(
