@@ -16,7 +16,8 @@ a valid name). It holds two items:
     values, the package version, the step's metrics, a user ``extra`` dict and a manifest of
     the leaves (path, shape, dtype, key implementation, CRC-32 of the bytes). The manifest
     lets a restore refuse a mismatched template before reading any array and detect a
-    corrupt array after reading it.
+    corrupt array after reading it. (A leaf split over several hosts' devices has no CRC:
+    no single process holds its bytes.)
 
 Typical use::
 
@@ -27,7 +28,9 @@ Typical use::
     state, hparams, meta = ckpt.restore(template, cfg=cfg)   # latest step
 
 A sweep state (leaves with a leading member axis, from ``jax.vmap(init)``) is saved and
-restored the same way, every member included.
+restored the same way, every member included. A sharded state (:mod:`mimex_jax.distributed`)
+is saved from its global arrays - with several processes each writes its own shards, as
+orbax does for multi-host arrays - and restored into the template's shardings.
 """
 
 from __future__ import annotations
@@ -180,7 +183,8 @@ def _flatten_state(state: Any) -> tuple[dict[str, jax.Array], list[dict]]:
         if _is_key(arr.dtype):
             entry["key_impl"] = str(jax.random.key_impl(arr))
             arr = jax.random.key_data(arr)
-        entry["crc32"] = zlib.crc32(np.asarray(arr, order="C").tobytes())
+        entry["crc32"] = zlib.crc32(np.asarray(arr, order="C").tobytes()) \
+            if arr.is_fully_addressable or arr.is_fully_replicated else None
         arrays[_leaf_name(i)] = arr
     return arrays, entries
 
@@ -429,7 +433,7 @@ class Checkpointer:
                 if host.shape != want.shape or host.dtype != want.dtype:
                     raise ValueError(f"leaf {entry['path']} reads as {host.shape} {host.dtype}, "
                                      f"its manifest says {want.shape} {want.dtype}")
-                if zlib.crc32(host.tobytes()) != entry["crc32"]:
+                if entry["crc32"] is not None and zlib.crc32(host.tobytes()) != entry["crc32"]:
                     raise ValueError(f"leaf {entry['path']} fails its CRC-32 check")
                 arrays[name] = host
         except Exception as e:  # corrupt files surface as assorted types
@@ -469,12 +473,19 @@ def _place(host: np.ndarray, leaf: Any) -> jax.Array:
     An explicit sharding (a committed array's, or a ``ShapeDtypeStruct``'s) is kept;
     otherwise the array goes uncommitted to the default device, as ``jit`` outputs are:
     ``jit`` caches on commitment, so a committed copy would recompile the step function.
+    A sharding that spans several processes gets a global array of which each process
+    places only its own shards.
     """
+    sharding = None
     if isinstance(leaf, jax.ShapeDtypeStruct) and leaf.sharding is not None:
-        return jax.device_put(host, leaf.sharding)
-    if isinstance(leaf, jax.Array) and leaf.committed:
-        return jax.device_put(host, leaf.sharding)
-    return jnp.asarray(host)
+        sharding = leaf.sharding
+    elif isinstance(leaf, jax.Array) and leaf.committed:
+        sharding = leaf.sharding
+    if sharding is None:
+        return jnp.asarray(host)
+    if not sharding.is_fully_addressable:
+        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+    return jax.device_put(host, sharding)
 
 
 def _weakly_typed(arr: jax.Array) -> jax.Array:

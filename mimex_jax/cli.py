@@ -50,9 +50,13 @@ def _table(rows: list[tuple[str, dict]]) -> str:
 
 
 def cmd_train(args: argparse.Namespace, sweep: bool = False) -> int:
-    from mimex_jax import experiment
+    from mimex_jax import distributed, experiment
     from mimex_jax.config import load_config
 
+    if args.distributed:  # before anything touches a device
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    elif any(v is not None for v in (args.coordinator, args.num_processes, args.process_id)):
+        raise ValueError("--coordinator / --num-processes / --process-id need --distributed")
     overrides = list(args.set or [])
     if args.seeds is not None:
         overrides.append(f"run.seeds={args.seeds}")
@@ -72,19 +76,21 @@ def cmd_train(args: argparse.Namespace, sweep: bool = False) -> int:
     cfg = rc.train
     n_members = len(rc.run.seeds) * (1 if rc.sweep is None else
                                      len(experiment.make_sweep(rc)[2]))
-    print(f"mimex-jax {__version__}: {cfg.env_id}, reward {cfg.reward}, {n_members} "
-          f"member(s), {cfg.num_iterations} iterations x {cfg.steps_per_iteration} env steps "
-          f"-> {run_dir}", flush=True)
+    main = distributed.is_main_process()
+    show = print if main else (lambda *a, **k: None)  # one process reports
+    show(f"mimex-jax {__version__}: {cfg.env_id}, reward {cfg.reward}, {n_members} "
+         f"member(s), {cfg.num_iterations} iterations x {cfg.steps_per_iteration} env steps "
+         f"-> {run_dir}", flush=True)
     summary = experiment.train(rc, run_dir, resume=args.resume is not None,
                                progress=not args.no_progress, stop_at=args.stop_at)
     if summary["iterations"] < summary["total_iterations"]:
-        print(f"stopped at iteration {summary['iterations']} of "
-              f"{summary['total_iterations']}; continue with: mimex-jax train --resume "
-              f"{run_dir}")
+        show(f"stopped at iteration {summary['iterations']} of "
+             f"{summary['total_iterations']}; continue with: mimex-jax train --resume "
+             f"{run_dir}")
         return 0
     rows = [(f"{cfg.reward} (this run)", summary)]
     if rc.run.compare_baseline and cfg.reward != "none":
-        print("training the no-bonus baseline on the same budget ...", flush=True)
+        show("training the no-bonus baseline on the same budget ...", flush=True)
         base = experiment.train(experiment.baseline_config(rc), run_dir / "baseline",
                                 resume=(run_dir / "baseline" / "checkpoints").exists(),
                                 progress=not args.no_progress)
@@ -93,10 +99,10 @@ def cmd_train(args: argparse.Namespace, sweep: bool = False) -> int:
         rnd = experiment.random_policy(rc, rc.run.eval_episodes)
         rows.append(("untrained policy, sampled actions",
                      {"env_steps": 0, "eval": {"members": [rnd]}}))
-    print(f"\nfinished in {summary['seconds']:.0f}s; eval over {rc.run.eval_episodes} "
-          "episodes per member, deterministic policy (mean [min, max] over members)")
-    print(_table(rows))
-    print(f"\nrun directory: {run_dir}  (plot: mimex-jax plot {run_dir})")
+    show(f"\nfinished in {summary['seconds']:.0f}s; eval over {rc.run.eval_episodes} "
+         "episodes per member, deterministic policy (mean [min, max] over members)")
+    show(_table(rows))
+    show(f"\nrun directory: {run_dir}  (plot: mimex-jax plot {run_dir})")
     return 0
 
 
@@ -202,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop after this many iterations in total, with a checkpoint "
                             "(continue later with --resume)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run (jax.distributed.initialize): every "
+                            "process runs the same command; process 0 writes the logs")
+        p.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="address of process 0 (default: $JAX_COORDINATOR_ADDRESS or "
+                            "cluster detection)")
+        p.add_argument("--num-processes", type=int, metavar="N",
+                       help="processes in the run (default: $JAX_NUM_PROCESSES or cluster "
+                            "detection)")
+        p.add_argument("--process-id", type=int, metavar="I",
+                       help="this process's index, 0 .. N-1 (default: $JAX_PROCESS_ID or "
+                            "cluster detection)")
 
     t = sub.add_parser("train", help="train PPO with an exploration bonus (the default "
                                      "command)", formatter_class=fmt)

@@ -97,6 +97,10 @@ class RunOptions:
       eval_episodes: greedy-policy evaluation episodes after training; 0 = no evaluation.
       compare_baseline: also train the same config with ``train.reward: none`` (same
         seeds) and report both, to see what the exploration bonus adds.
+      devices: how many devices to run on (the first N JAX sees); None = all of them.
+      mesh: how members and environments are laid over the devices
+        (:mod:`mimex_jax.distributed`): ``"auto"``, ``"sweep"``, ``"data"`` or a mapping
+        ``{sweep: S, data: D}``. Sizes that do not divide are an error, never padded.
     """
 
     seeds: tuple[int, ...] = (0,)
@@ -109,6 +113,8 @@ class RunOptions:
     wandb_project: str | None = None
     eval_episodes: int = 10
     compare_baseline: bool = False
+    devices: int | None = None
+    mesh: str | dict[str, int] = "auto"
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, allowed: str) -> None:
@@ -136,6 +142,18 @@ class RunOptions:
         check("eval_episodes", _is_int(self.eval_episodes) and self.eval_episodes >= 0,
               "an integer >= 0 (0 = no evaluation)")
         check("compare_baseline", isinstance(self.compare_baseline, bool), "true or false")
+        check("devices", self.devices is None or (_is_int(self.devices) and self.devices >= 1),
+              "null (all devices) or an integer >= 1")
+        from mimex_jax.distributed import check_mesh_option
+
+        try:
+            check_mesh_option(self.mesh)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if isinstance(self.mesh, dict) and self.devices is not None:
+            used = self.mesh.get("sweep", 1) * self.mesh.get("data", 1)
+            check("devices", used == self.devices,
+                  f"null or {used}, the devices run.mesh={self.mesh!r} lays out")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -555,8 +573,21 @@ class _Builder:
                 return ()
             return _coerce(value, tuple[str, ...])
 
+        def mesh(value: Any) -> str | dict[str, int]:
+            if isinstance(value, Mapping):
+                out = {}
+                for k, v in value.items():
+                    try:
+                        out[str(k)] = _to_int(v)
+                    except _WrongType:
+                        raise self.wrong_type(f"run.mesh.{k}", v, "an integer >= 1") from None
+                return out
+            if isinstance(value, str):
+                return value
+            raise _WrongType("'auto', 'sweep', 'data' or a mapping {sweep: S, data: D}")
+
         kwargs = self.typed(body, _hints(RunOptions), "run",
-                            {"seeds": seeds, "log_backends": backends})
+                            {"seeds": seeds, "log_backends": backends, "mesh": mesh})
         return self.construct(RunOptions, kwargs, "run")
 
     def sweep(self, data: Mapping[str, Any], base: HParams) -> dict[str, Any] | None:

@@ -18,6 +18,11 @@ Run directory::
 ``resume=True`` continues from the newest checkpoint in the directory, exactly: the state
 holds the RNG key and iteration counter, and log rows past the checkpoint (written
 before an interruption) are dropped before logging resumes.
+
+On several devices the run is laid over a mesh (``run.mesh`` / ``run.devices``, see
+:mod:`mimex_jax.distributed`); with several processes (``jax.distributed``) every process
+runs this same function, checkpoints are written jointly by orbax, and only process 0
+writes the logs, the config and the summaries.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mimex_jax import loop
+from mimex_jax import distributed, loop
 from mimex_jax.checkpoint import Checkpointer
 from mimex_jax.config import RunConfig, dump_yaml, make_sweep
 from mimex_jax.evaluate import make_evaluate
@@ -139,7 +144,9 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
         raise ValueError(f"run directory {run_dir} already holds checkpoints; resume it "
                          "(--resume) or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    runner = loop.make_runner(cfg, sweep=m.sweep)
+    mesh = distributed.mesh_for_run(opts.mesh, opts.devices, len(m.labels), cfg)
+    runner = loop.make_runner(cfg, sweep=m.sweep, mesh=mesh)
+    main = distributed.is_main_process()  # only process 0 writes logs and run files
     checkpointer = Checkpointer(ckpt_dir, keep_last=opts.keep_last,
                                 best_metric=opts.best_metric, best_mode=opts.best_mode)
     state = None
@@ -151,22 +158,24 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
             warnings.warn("resuming with hyperparameters that differ from the checkpoint's; "
                           "the run continues with the new ones", stacklevel=2)
         start = loop.iteration_of(state)
-        _truncate_logs(run_dir, start)
-        print(f"resuming {run_dir} from iteration {start} (checkpoint step {meta['step']})",
-              file=stream, flush=True)
-    dump_yaml(rc, run_dir / "config.yaml")
+        if main:
+            _truncate_logs(run_dir, start)
+            print(f"resuming {run_dir} from iteration {start} (checkpoint step {meta['step']})",
+                  file=stream, flush=True)
+    if main:
+        dump_yaml(rc, run_dir / "config.yaml")
     total = cfg.num_iterations
     if stop_at is not None and not 0 < stop_at <= total:
         raise ValueError(f"stop_at={stop_at} is invalid; allowed: 1 .. {total} (the run's "
                          "iterations)")
     end = total if stop_at is None else stop_at
     every = opts.checkpoint_every
-    logger = MetricsLogger(run_dir, backends=opts.log_backends,
+    logger = MetricsLogger(run_dir, backends=opts.log_backends if main else (),
                            wandb_project=opts.wandb_project,
-                           labels=m.labels, config_dict=None)
+                           labels=m.labels if main else None, config_dict=None)
     desc = f"{cfg.env_id} {cfg.reward}" + (f" x{len(m.labels)}" if m.sweep else "")
     bar = ProgressBar(total * cfg.steps_per_iteration, desc=desc, stream=stream,
-                      enabled=progress)
+                      enabled=progress and main)
     last: dict[str, float] = {}
     last_saved = [loop.iteration_of(state) if state is not None else -1]
 
@@ -197,9 +206,14 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
         "seconds": seconds, "members": m.labels, "last_chunk": last,
     }
     if opts.eval_episodes > 0 and end == total:
+        if jax.process_count() > 1:  # host copies: evaluation runs on each process's devices
+            state = state._replace(params=distributed.to_host(state.params),
+                                   obs_stats=distributed.to_host(state.obs_stats))
         summary["eval"] = evaluate_members(m, state, opts.eval_episodes)
-        (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=1))
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if main:
+            (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=1))
+    if main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
