@@ -89,6 +89,8 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
                                       in_shardings=(state_sh, member_sh),
                                       out_shardings=(state_sh, metrics_sh))
     init_fn = jit_init(init_v)
+    if sweep and mesh is None:
+        init_fn = _member_by_member(jax.jit(init))
     cache: dict[int, Callable] = {}
 
     def chunk(length: int) -> Callable:
@@ -105,6 +107,25 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
         return cache[length]
 
     return Runner(cfg, init_fn, chunk, sweep, mesh)
+
+
+def _member_by_member(init_one: Callable[[jax.Array, HParams], TrainState]
+                      ) -> Callable[[jax.Array, HParams], TrainState]:
+    """A sweep's ``init`` that runs the single-member ``init`` per member and stacks.
+
+    The vmapped ``init`` of the RND, ICM and MIMEx reward models can hang forever on the
+    CPU backend of jaxlib 0.10 (every XLA worker thread waits; reproduced with a batch of
+    two RND inits), while the unvmapped one and the vmapped training steps run fine.
+    Initialisation happens once per run, so doing it member by member costs little; the
+    values are the same as the vmapped ones.
+    """
+
+    def init(keys: jax.Array, hps: HParams) -> TrainState:
+        states = [init_one(keys[i], jax.tree.map(lambda x, i=i: x[i], hps))
+                  for i in range(keys.shape[0])]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+    return init
 
 
 def iteration_of(state: TrainState) -> int:

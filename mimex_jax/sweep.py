@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mimex_jax import loop
 from mimex_jax.rewards import MIMExConfig
-from mimex_jax.trainer import HParams, TrainConfig, make_train
+from mimex_jax.trainer import HParams, TrainConfig
 
 
 def grid(base: HParams | None = None, **axes: Sequence[float]
@@ -83,10 +84,12 @@ def run(cfg: TrainConfig, hparams: HParams, labels: list[dict[str, float]],
     masks fit.
     """
     cfg = cover_mask_ratios(cfg, hparams)
-    _, _, train, _ = make_train(cfg)
     n_set = len(labels)
     hp_all = jax.tree.map(lambda x: jnp.repeat(x, len(seeds), axis=0), hparams)
     keys = jnp.stack([jax.random.key(s) for _ in range(n_set) for s in seeds])
     member_labels = [{**lab, "seed": s} for lab in labels for s in seeds]
-    states, metrics = jax.jit(jax.vmap(train))(keys, hp_all)
-    return states, metrics, member_labels
+    # Members are initialised one by one (see mimex_jax.loop), then trained as one
+    # vmapped program.
+    runner = loop.make_runner(cfg, sweep=True)
+    states, metrics = loop.run(runner, hp_all, keys, chunk=cfg.num_iterations)
+    return states, {k: jnp.asarray(v) for k, v in metrics.items()}, member_labels

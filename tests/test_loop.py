@@ -92,3 +92,13 @@ def test_evaluate_reports_one_finished_episode_per_env(runner: loop.Runner) -> N
     np.testing.assert_array_equal(out["return"], again["return"])
     with pytest.raises(ValueError, match="episodes=0 is invalid"):
         make_evaluate(CFG, episodes=0)
+
+
+def test_sweep_init_member_by_member_equals_vmapped_init() -> None:
+    """The sweep runner initialises members one by one (a vmapped RND/ICM/MIMEx init can
+    hang on jaxlib 0.10's CPU backend); the result must equal the vmapped init."""
+    init = make_train(CFG)[0]
+    hps, _ = grid(k_expl=[0.0, 0.5], mask_ratio=[0.7, 0.7])
+    keys = jax.numpy.stack([jax.random.key(i) for i in range(4)])
+    stacked = loop.make_runner(CFG, sweep=True).init(keys, hps)
+    _leaves_equal(stacked, jax.jit(jax.vmap(init))(keys, hps))
