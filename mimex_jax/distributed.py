@@ -268,6 +268,8 @@ def put(tree: Any, sharding: Any) -> Any:
         if _is_key(x):
             impl = jax.random.key_impl(x)
             return jax.random.wrap_key_data(one(jax.random.key_data(x), s), impl=impl)
+        if isinstance(x, jax.Array) and x.is_fully_addressable and s.is_fully_addressable:
+            return jax.device_put(x, s)  # one host: device to device
         host = np.asarray(x)
         host = host.astype(jax.dtypes.canonicalize_dtype(host.dtype), copy=False)
         return jax.make_array_from_callback(host.shape, s, lambda idx: host[idx])
@@ -278,6 +280,8 @@ def put(tree: Any, sharding: Any) -> Any:
 def to_host(tree: Any) -> Any:
     """Every leaf as a host numpy array, gathered from all processes when it spans several.
 
+    PRNG keys come back as uncommitted key arrays (their data copied through the host).
+
     One batched ``jax.device_get`` when this process holds every shard (one host);
     otherwise ``process_allgather`` per leaf (every process must call it).
     """
@@ -285,7 +289,11 @@ def to_host(tree: Any) -> Any:
 
     leaves = jax.tree.leaves(tree)
     if all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in leaves):
-        return jax.device_get(tree)
+        data = jax.device_get(jax.tree.map(
+            lambda x: jax.random.key_data(x) if _is_key(x) else x, tree))
+        return jax.tree.map(  # keys: their data on the host, re-wrapped uncommitted
+            lambda h, x: jax.random.wrap_key_data(h, impl=jax.random.key_impl(x))
+            if _is_key(x) else h, data, tree)
 
     def one(x: Any) -> Any:
         if _is_key(x):

@@ -151,7 +151,7 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
                                 best_metric=opts.best_metric, best_mode=opts.best_mode)
     state = None
     if resume:
-        template = jax.eval_shape(runner.init, m.keys, m.hparams)
+        template = loop.state_template(runner, m.keys, m.hparams)  # with shardings
         state, saved_hp, meta = checkpointer.restore(template, cfg=cfg)
         if not all(np.array_equal(np.asarray(a), np.asarray(b))
                    for a, b in zip(saved_hp, m.hparams, strict=True)):

@@ -58,6 +58,7 @@ class Runner(NamedTuple):
     chunk: Callable[[int], Callable[[TrainState, HParams], tuple[TrainState, dict]]]
     sweep: bool
     mesh: Mesh | None = None
+    state_sharding: TrainState | None = None  # a NamedSharding per leaf, with a mesh
 
 
 def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None) -> Runner:
@@ -91,6 +92,9 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
     init_fn = jit_init(init_v)
     if sweep and mesh is None:
         init_fn = _member_by_member(jax.jit(init))
+    elif mesh is not None:
+        init_fn = _placed_init(init_fn, _member_by_member(jax.jit(init)) if sweep else
+                               jax.jit(init), state_sh)
     cache: dict[int, Callable] = {}
 
     def chunk(length: int) -> Callable:
@@ -106,7 +110,21 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
                                       distributed.under_mesh(run_chunk, mesh))
         return cache[length]
 
-    return Runner(cfg, init_fn, chunk, sweep, mesh)
+    return Runner(cfg, init_fn, chunk, sweep, mesh, state_sh if mesh is not None else None)
+
+
+def state_template(runner: Runner, key: jax.Array, hparams: HParams) -> TrainState:
+    """Shapes, dtypes and (with a mesh) shardings of ``runner.init(key, hparams)``.
+
+    The template to restore a checkpoint into (:meth:`mimex_jax.checkpoint.Checkpointer.
+    restore` places every leaf as its template says).
+    """
+    template = jax.eval_shape(runner.init, key, hparams)
+    if runner.state_sharding is None:
+        return template
+    return jax.tree.map(lambda t, s: jax.ShapeDtypeStruct(t.shape, t.dtype, sharding=s,
+                                                          weak_type=t.weak_type),
+                        template, runner.state_sharding)
 
 
 def _member_by_member(init_one: Callable[[jax.Array, HParams], TrainState]
@@ -124,6 +142,28 @@ def _member_by_member(init_one: Callable[[jax.Array, HParams], TrainState]
         states = [init_one(keys[i], jax.tree.map(lambda x, i=i: x[i], hps))
                   for i in range(keys.shape[0])]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+    return init
+
+
+def _placed_init(sharded_init: Callable, local_init: Callable, state_sh: TrainState
+                 ) -> Callable[[jax.Array, HParams], TrainState]:
+    """``init`` for a mesh: the single-device init on every process, then placed.
+
+    Initialisation runs once, so it is done as the plain program (member by member for a
+    sweep) on host copies of the keys and hparams, and the state is then laid out on the
+    mesh (each process placing its own shards). A partitioned init brings nothing but XLA
+    CPU trouble: the hang of vmapped inits (:func:`_member_by_member`) and QR-based
+    orthogonal initialisers (RND) that crawl when split over forced host devices. Traced
+    (``jax.eval_shape``), it is the partitioned program; :func:`state_template` adds the
+    shardings to its shapes.
+    """
+
+    def init(key: jax.Array, hp: HParams) -> TrainState:
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((key, hp))):
+            return sharded_init(key, hp)
+        state = local_init(distributed.to_host(key), distributed.to_host(hp))
+        return distributed.put(state, state_sh)
 
     return init
 
@@ -166,9 +206,8 @@ def run(runner: Runner, hparams: HParams, key: jax.Array | None = None, *,
         if not runner.sweep:
             hparams.validate()
     if runner.mesh is not None:  # global arrays, so that several hosts can feed them
-        where = distributed.member_sharding(runner.mesh, runner.sweep)
-        hparams = distributed.put(hparams, where)
-        key = None if state is not None else distributed.put(key, where)
+        hparams = distributed.put(hparams, distributed.member_sharding(runner.mesh,
+                                                                       runner.sweep))
     if state is None:
         state = runner.init(key, hparams)
     done = iteration_of(state)

@@ -40,8 +40,7 @@ BIG = TrainConfig(
            ("decoder_depth", 1)),
 )
 # The sweep check uses ICM (MLPs) to keep compile time down; sharding does not depend on the
-# reward. (Not RND: its orthogonal init runs QR, which XLA:CPU executes very slowly inside a
-# program partitioned over forced host devices.)
+# reward.
 SMALL = dataclasses.replace(BIG, num_envs=8, total_steps=8 * 2 * 2, reward="icm", mimex=())
 
 
@@ -120,7 +119,7 @@ def check_sweep_and_checkpoint() -> dict:
         part, _ = loop.run(runner, hps, keys, chunk=1, iterations=1)
         with Checkpointer(d) as ckpt:
             ckpt.save(1, part, SMALL, hps)
-            template = jax.eval_shape(runner.init, keys, hps)
+            template = loop.state_template(runner, keys, hps)
             restored, _, _ = ckpt.restore(template, cfg=SMALL)
         out["restored_spec"] = str(jax.tree.leaves(restored.env_state)[0].sharding.spec)
         final, rest = loop.run(runner, hps, state=restored, chunk=1)

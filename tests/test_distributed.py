@@ -231,6 +231,8 @@ def test_two_processes_train_checkpoint_and_resume(tmp_path: Path) -> None:
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["2", "4"]
     rows = read_metrics(run)
     assert [r["iteration"] for r in rows] == [0, 1, 2, 3]  # written once, by process 0
+    # A checkpoint does not remember its layout: one process, one device reads it back.
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
     assert json.loads((run / "summary.json").read_text())["iterations"] == 4
     # The same run on one device in one process: the same numbers.
     single = tmp_path / "single"
