@@ -12,8 +12,8 @@ A run uses a 2-D device mesh with axes ``("sweep", "data")``:
     ``env_state`` with a leading ``num_envs`` axis, and the sequence ``window``) is split
     over ``data``; everything else (agent and reward-model parameters, optimiser states,
     observation statistics, projection, RNG key, iteration counter) is replicated. The step
-    stays the unmodified single-device program: XLA's SPMD partitioner splits it along the
-    sharded axis, and because every loss is a mean over the whole batch, the gradients it
+    is the single-device code: XLA's SPMD partitioner splits it along the sharded axis,
+    and because every loss is a mean over the whole batch, the gradients it
     computes are the global-batch gradients (partial sums per device, then an all-reduce it
     inserts itself). Sharding annotations change where values live, never what they are, so
     a run on 4 devices x 64 envs computes the 256-env single-device run (equal up to the
@@ -21,18 +21,28 @@ A run uses a 2-D device mesh with axes ``("sweep", "data")``:
     threefry is partitionable).
 
 Propagation alone would replicate the work (XLA resolves the rollout scan's carry and the
-minibatch gather by gathering everything), so the trainer pins the batch axis at a few
-points with :func:`constrain_envs`: the rollout carry, the flattened rollout batch the
-reward model and PPO read, and each PPO minibatch. It is a no-op unless the step is traced
-under a mesh with a ``data`` axis larger than one (``jax.set_mesh``), so single-device code
-is untouched.
+minibatch gather by gathering everything), so the trainer pins the env axis at a few
+points with :func:`constrain_envs`: the rollout carry, the ``[T, N]`` rollout arrays on both
+sides of their flattening to ``[T * N]`` (what the reward model and PPO read), the intrinsic
+rewards reshaped back to ``[T, N]``, and each PPO minibatch. It is a no-op unless the step
+is traced under a mesh whose ``data`` axis has more than one device
+(:func:`under_mesh`), so single-device programs are unchanged. Besides the gradient
+all-reduces, each iteration moves the rollout batch between devices twice (the time-major
+flattening and the minibatch permutation of the global batch, both needed to reproduce the
+single-device run exactly); XLA's cost analysis shows the FLOPs per device falling as
+1/devices (``benchmarks/scaling.py``).
+
+Initialisation runs once, as the plain single-device program on every process (member by
+member for a sweep), and the state is then placed (:func:`put`); see
+``mimex_jax.loop._placed_init`` for why. Metrics leave the step split like the members and
+are gathered by the host (:func:`to_host`).
 
 Sizes must divide: ``members % sweep == 0`` and ``num_envs % data == 0`` (also the PPO
 minibatch size, ``num_envs * rollout_len / minibatches``, by ``data``). Nothing is padded;
 :func:`plan_mesh` raises a ValueError naming both numbers before anything is compiled.
-Sharding placements below use ``NamedSharding``; global arrays are built with
-``jax.make_array_from_callback`` so the same code runs on one host or on many (after
-``jax.distributed.initialize``), each host computing only its own devices' shards.
+Global arrays are built with ``jax.make_array_from_callback``, so the same code runs on one
+host or on many (after ``jax.distributed.initialize``, see :func:`initialize`), each host
+holding and stepping only its own devices' shards.
 """
 
 from __future__ import annotations
@@ -55,12 +65,11 @@ MESH_MODES = ("auto", "sweep", "data")
 def constrain_envs(tree: Any, axis: int, size: int) -> Any:
     """Pin axis ``axis`` of every leaf whose length there is ``size`` to the ``data`` axis.
 
-    Called by the trainer on its batch-major values. It does nothing unless traced under a
-    mesh (``jax.set_mesh``) whose ``data`` axis has more than one device; leaves of another
+    Called by the trainer on its env-major values. It does nothing unless traced under a
+    mesh (:func:`under_mesh`) whose ``data`` axis has more than one device; leaves of another
     length on ``axis`` (per-run scalars, shared keys) are left to propagation.
     """
-    mesh = jax.sharding.get_abstract_mesh()
-    if mesh.empty or "data" not in mesh.axis_names or mesh.shape["data"] == 1:
+    if data_axis_size() == 1:
         return tree
     spec = P(*([None] * axis), "data")
 
@@ -70,6 +79,16 @@ def constrain_envs(tree: Any, axis: int, size: int) -> Any:
         return x
 
     return jax.tree.map(pin, tree)
+
+
+def data_axis_size() -> int:
+    """Devices on the ``data`` axis of the mesh being traced under (1 without one).
+
+    For code that must not split the env batch into pieces that would each sit on one
+    device (the MIMEx update's CPU microbatches, which would then run one device at a time).
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    return 1 if mesh.empty or "data" not in mesh.axis_names else mesh.shape["data"]
 
 
 # --------------------------------------------------------------------------------------

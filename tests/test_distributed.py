@@ -243,3 +243,17 @@ def test_two_processes_train_checkpoint_and_resume(tmp_path: Path) -> None:
         np.testing.assert_allclose([r[key] for r in rows], [r[key] for r in ref],
                                    rtol=1e-3, atol=1e-5, err_msg=key)
 
+
+
+def test_mimex_microbatches_are_not_split_under_a_data_mesh() -> None:
+    """Consecutive microbatches would each sit on one device and run one at a time."""
+    from mimex_jax.rewards import MIMExConfig
+    from mimex_jax.rewards.mimex import microbatch_size
+
+    cfg = MIMExConfig(seq_len=5, feature_dim=2, microbatch=64)
+    assert microbatch_size(cfg, 512) == 64
+    mesh = jax.sharding.AbstractMesh((1, 4), distributed.AXES)
+    with jax.sharding.use_abstract_mesh(mesh):
+        assert distributed.data_axis_size() == 4
+        assert microbatch_size(cfg, 512) == 512
+    assert distributed.data_axis_size() == 1

@@ -38,6 +38,7 @@ import numpy as np
 import optax
 
 from mimex_jax import masks as masks_lib
+from mimex_jax.distributed import data_axis_size
 from mimex_jax.nn.transformer import Block, dense_init, layer_norm, sinusoidal_table
 from mimex_jax.rewards.base import (
     IntrinsicReward,
@@ -344,10 +345,16 @@ CPU_MICROBATCH = 2048
 
 
 def microbatch_size(cfg: MIMExConfig, batch: int) -> int:
-    """Static chunk size for a batch: the largest divisor of ``batch`` <= the microbatch."""
+    """Static chunk size for a batch: the largest divisor of ``batch`` <= the microbatch.
+
+    Under a data-parallel mesh (:mod:`mimex_jax.distributed`) the batch is not split: its
+    consecutive chunks would each live on one device and run one device at a time.
+    """
     limit = cfg.microbatch
     if limit is None:
         limit = CPU_MICROBATCH if jax.default_backend() == "cpu" else 0
+    if data_axis_size() > 1:
+        limit = 0
     if limit == 0 or batch <= limit:
         return batch
     return max(d for d in range(1, limit + 1) if batch % d == 0)
