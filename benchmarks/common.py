@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
+
+from mimex_jax.bench.machine import machine  # noqa: F401  (re-exported for the scripts)
 
 
 def block(x: Any) -> Any:
@@ -41,20 +40,6 @@ def cost_analysis(compiled: Any) -> dict[str, float]:
         ca = ca[0]
     return {"flops": float(ca.get("flops", float("nan"))),
             "bytes_accessed": float(ca.get("bytes accessed", float("nan")))}
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        # Other processes share the CPU; the 1/5/15-minute load averages say how much.
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def matmul_rate(n: int = 2048, repeats: int = 10) -> dict[str, float]:

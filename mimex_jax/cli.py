@@ -17,7 +17,8 @@ import numpy as np
 
 from mimex_jax import __version__
 
-COMMANDS = ("train", "sweep", "eval", "plot", "demo")
+COMMANDS = ("train", "sweep", "eval", "plot", "demo", "bench")
+BENCHMARKS = ("exploration",)
 
 
 def _fmt(values: list[float]) -> str:
@@ -248,7 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--updates", type=int, default=200, help="training updates per method")
     d.add_argument("--batch", type=int, default=256, help="sequences per update")
     d.add_argument("--seed", type=int, default=0)
+    b = sub.add_parser("bench", help="packaged benchmarks: 'bench exploration --help'",
+                       formatter_class=fmt)
+    b.add_argument("benchmark", choices=BENCHMARKS, help="which benchmark")
+    b.add_argument("bench_args", nargs=argparse.REMAINDER,
+                   help="the benchmark's own arguments (see 'bench <name> --help')")
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run a benchmark of :mod:`mimex_jax.bench` with its own argument parser."""
+    from mimex_jax.bench import exploration
+
+    mains = {"exploration": exploration.main}
+    return mains[args.benchmark](args.bench_args, prog=f"mimex-jax bench {args.benchmark}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"train": cmd_train, "sweep": lambda a: cmd_train(a, sweep=True),
-                "eval": cmd_eval, "plot": cmd_plot, "demo": cmd_demo}
+                "eval": cmd_eval, "plot": cmd_plot, "demo": cmd_demo,
+                "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except ValueError as e:  # configuration and input errors: a message, not a traceback
