@@ -173,7 +173,7 @@ def deepsea_instance(size: int, num_envs: int, iterations: int) -> Instance:
 
 def _deepsea(args: argparse.Namespace) -> list[Instance]:
     sizes = args.sizes or ([10, 14] if args.quick else list(range(10, 31, 4)))
-    its = args.iterations or (12 if args.quick else 40)
+    its = args.iterations or (12 if args.quick else 60)
     return [deepsea_instance(s, 32 if args.quick else 64, its) for s in sizes]
 
 
@@ -255,9 +255,9 @@ ABLATION_TASKS = ("deepsea", "mountaincar-continuous")
 
 def _ablation_instances(args: argparse.Namespace) -> list[tuple[Instance, str]]:
     """(instance, headline score key) of the ablation tasks named in ``args``."""
-    ds_its = args.iterations or (12 if args.quick else 40)
+    ds_its = args.iterations or (12 if args.quick else 60)
     ds = deepsea_instance(12 if not args.quick else 10, 32 if args.quick else 64, ds_its)
-    car_its = args.iterations or (6 if args.quick else 20)
+    car_its = args.iterations or (6 if args.quick else 25)
     car = Instance(task="mountaincar-continuous", label="mountaincar-continuous-ablation",
                    cfg=_cfg("gymnax:MountainCarContinuous-v0", 16, 128, car_its,
                             normalize_obs=True),
