@@ -156,3 +156,16 @@ def test_quick_mode_within_budget(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "q.json").read_text())
     assert {r["task"] for r in data["results"]} == set(ex.TASKS)
     assert {r["ablation"] for r in data["results"]} == {None, "base", *ex.ABLATIONS}
+
+
+def test_compare_reports_identical_and_differing_runs(capsys) -> None:
+    a = _fake_entry("mountaincar", "mountaincar", "none", [[0, 1, 1]] * 3)
+    b = {**a, "train_seconds_for_program": 99.0}           # timing differs only
+    assert ex.compare({"results": [a]}, {"results": [b]})
+    c = _fake_entry("mountaincar", "mountaincar", "none", [[0, 0, 1]] * 3)
+    assert not ex.compare({"results": [a]}, {"results": [c]})
+    out = capsys.readouterr().out
+    assert "1 run(s) identical" in out and "differs: mountaincar|none|None|None:" in out
+    assert "successes_per_iteration" in out
+    # nothing in common is not a successful reproduction
+    assert not ex.compare({"results": [a]}, {"results": []})

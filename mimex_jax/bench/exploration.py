@@ -728,6 +728,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "exploration_quick.json); .md and .png files beside it")
     p.add_argument("--resume", action="store_true",
                    help="keep the runs already in --out and run only the missing ones")
+    p.add_argument("--compare", type=Path, default=None, metavar="JSON",
+                   help="after the run, check that every run also in JSON (e.g. the "
+                        "committed results) has identical per-seed numbers; exit 1 if not")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--render", type=Path, default=None, metavar="JSON",
                    help="only rewrite the report (.md) and plots of an existing result")
@@ -799,7 +802,38 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     out = _write(out_path, header, results, wall, complete=True)
     print(f"\nwrote {out_path} (wall {wall:.0f}s)")
     write_reports(out, out_path, plot_png=not args.no_plot)
+    if args.compare is not None:
+        return 0 if compare(out, json.loads(args.compare.read_text()), args.compare) else 1
     return 0
+
+
+# per-run fields that are measurements of the machine, not of the algorithm
+_TIMING = ("train_seconds_for_program",)
+
+
+def compare(new: dict[str, Any], old: dict[str, Any], old_name: Any = "reference") -> bool:
+    """Print whether the runs of ``new`` that ``old`` also has gave identical numbers."""
+    old_runs = {_key(e): e for e in old["results"]}
+    same, differ, missing = 0, [], 0
+    for e in new["results"]:
+        ref = old_runs.get(_key(e))
+        if ref is None:
+            missing += 1
+            continue
+        a = json.loads(dumps({k: v for k, v in e.items() if k not in _TIMING}))
+        b = json.loads(dumps({k: v for k, v in ref.items() if k not in _TIMING}))
+        if a == b:
+            same += 1
+        else:
+            fields = sorted({k for sa, sb in zip(a["seeds"], b["seeds"], strict=False)
+                             for k in sa if sa.get(k) != sb.get(k)}
+                            | {k for k in a if k != "seeds" and a.get(k) != b.get(k)})
+            differ.append(f"{_key(e)}: {', '.join(fields)}")
+    print(f"compare with {old_name}: {same} run(s) identical, {len(differ)} differ, "
+          f"{missing} not in the reference")
+    for line in differ:
+        print(f"  differs: {line}")
+    return not differ and same > 0
 
 
 def _brief(e: dict[str, Any]) -> str:
