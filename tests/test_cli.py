@@ -142,6 +142,18 @@ def test_help_of_every_command_shows_defaults(capsys) -> None:
     assert "(default: 16)" in out and "(default: 200)" in out
 
 
+def test_bench_exploration_help_and_errors(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "exploration", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: mimex-jax bench exploration" in out and "(default: 5)" in out
+    assert main(["bench", "exploration", "--seeds", "0"]) == 2
+    assert "--seeds=0 is invalid" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "nonsense"])
+
+
 def test_demo_runs_and_prints_table(capsys) -> None:
     assert main(["demo", "--updates", "2", "--batch", "8"]) == 0
     out = capsys.readouterr().out
