@@ -105,7 +105,7 @@ def test_reports_from_a_synthetic_result(tmp_path: Path) -> None:
     # DeepSea score = largest size solved per seed: mimex 14, 14, 10, 10 -> IQM 12
     assert "| mimex | 12.0 [" in md
     assert "| none | 0.0 [0.0, 0.0] | 0/4 (any size)" in md
-    assert "| 14 | mimex | 2/4 | 2/4 |" in md
+    assert "| 14 | mimex | 2/4 | 0/4 | 2/4 |" in md
     assert "| mountaincar" not in md and "| none | 0.38 [" in md  # final success 0..0.75
     assert "| paper defaults |  | 1.00 [1.00, 1.00] | 4/4 |" in md
     assert "| seq_len | 2 | 0.00 [0.00, 0.00] | 0/4 |" in md
