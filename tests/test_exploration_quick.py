@@ -107,8 +107,8 @@ def test_reports_from_a_synthetic_result(tmp_path: Path) -> None:
     assert "| none | 0.0 [0.0, 0.0] | 0/4 (any size)" in md
     assert "| 14 | mimex | 2/4 | 0/4 | 2/4 |" in md
     assert "| mountaincar" not in md and "| none | 0.38 [" in md  # final success 0..0.75
-    assert "| paper defaults |  | 1.00 [1.00, 1.00] | 4/4 |" in md
-    assert "| seq_len | 2 | 0.00 [0.00, 0.00] | 0/4 |" in md
+    assert "| paper defaults |  | 128 [128, 128] | 4/4 | 1.00 [1.00, 1.00] |" in md
+    assert "| seq_len | 2 | 192 [192, 192] | 0/4 | 0.00 [0.00, 0.00] |" in md
     for name in ("r_deepsea.png", "r_mountaincar.png", "r_ablations.png"):
         assert (tmp_path / name).stat().st_size > 1000
 
