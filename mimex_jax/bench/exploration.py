@@ -553,6 +553,7 @@ def plot_curves(task: Task, entries: list[dict[str, Any]], path: Path) -> bool:
                             color=f"C{j}", alpha=0.15, lw=0)
         ax.set_title(f"{label} ({len(e['seeds'])} seeds)", fontsize=10)
         ax.set_xlabel("env steps per seed")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
         ax.set_ylabel("episode return" if task.curve == "return"
                       else "success rate of episodes")
         ax.legend(fontsize=7)
@@ -684,7 +685,9 @@ def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -
                          f"steps ({b['num_envs']} envs x {b['rollout_len']} x "
                          f"{b['iterations']}).\n")
             parts.append(ablation_table(mine, scores[inst]) + "\n")
-        png = json_path.with_name(f"{json_path.stem}_ablations.png")
+        stem = json_path.stem
+        png = json_path.with_name(stem + ("" if stem.endswith("ablations") else "_ablations")
+                                  + ".png")
         if plot_png and plot_ablations(abl, scores, png):
             pngs.append(png)
             parts.append(f"![ablations]({png.name})\n")
