@@ -314,6 +314,9 @@ def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chun
               f"the goal so far {int(reached.sum())}/{len(members)}", flush=True)
 
     state = init_members(cfg, members)
+    # A chunk length that divides the run: a shorter last chunk would be a second compile.
+    chunk = max(c for c in range(1, min(chunk, cfg.num_iterations) + 1)
+                if cfg.num_iterations % c == 0)
     state, metrics = loop_lib.run(runner, hps, state=state, chunk=chunk, callbacks=[progress])
     seconds = time.perf_counter() - t0
     ev = make_evaluate(cfg, eval_episodes)
