@@ -739,7 +739,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=64,
                    help="fresh episodes per seed for the final policy")
     p.add_argument("--quick", action="store_true",
-                   help="everything with small budgets and 3 seeds (<= 15 min on 2 CPUs)")
+                   help="every task and ablation factor with small budgets, 3 seeds, 16 eval "
+                        "episodes, ablations on DeepSea only (<= 15 min on 2 CPUs)")
     p.add_argument("--out", type=Path, default=None,
                    help="result JSON (default benchmarks/results/exploration.json, --quick: "
                         "exploration_quick.json); .md and .png files beside it")
@@ -763,8 +764,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)} is invalid; "
                              "allowed: an integer >= 1")
-    if args.quick and "--seeds" not in (argv if argv is not None else sys.argv[1:]):
-        args.seeds = 3
+    given = argv if argv is not None else sys.argv[1:]
+    if args.quick:  # the 15-minute budget on 2 CPUs: fewer seeds, eval episodes, ablations
+        if "--seeds" not in given:
+            args.seeds = 3
+        if "--eval-episodes" not in given:
+            args.eval_episodes = 16
+        if "--ablation-tasks" not in given:
+            args.ablation_tasks = ["deepsea"]
     if args.no_ablations:
         args.ablations = []
     out_path = args.out or default_out(args.quick)
