@@ -580,7 +580,7 @@ def _carry_forward(ys: np.ndarray) -> np.ndarray:
     return out
 
 
-def plot_ablations(entries: list[dict[str, Any]], scores: dict[str, str], path: Path) -> bool:
+def plot_ablations(entries: list[dict[str, Any]], path: Path) -> bool:
     """One panel per (task, factor): env steps to the first success (IQM, 95% CI error
     bars; never = the budget, the dashed line) over the factor's values."""
     try:
@@ -691,7 +691,7 @@ def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -
         stem = json_path.stem
         png = json_path.with_name(stem + ("" if stem.endswith("ablations") else "_ablations")
                                   + ".png")
-        if plot_png and plot_ablations(abl, scores, png):
+        if plot_png and plot_ablations(abl, png):
             pngs.append(png)
             parts.append(f"![ablations]({png.name})\n")
     md_path = json_path.with_suffix(".md")
