@@ -627,18 +627,19 @@ def plot_ablations(entries: list[dict[str, Any]], path: Path) -> bool:
 
 def _setting(cfg: TrainConfig, name: str) -> Any:
     """The effective value of an ablated setting in ``cfg`` (model defaults filled in)."""
-    if name == "seq_len":
-        return cfg.seq_len
-    value = dict(cfg.mimex).get(name, getattr(MIMExConfig, name, None))
-    return "uniform_token" if name == "mask" and value is None else value
+    return _effective(cfg.seq_len, cfg.mimex, name)
 
 
 def _base_value(base: dict[str, Any], factor: str) -> Any:
-    cfg = base["config"]
-    if factor == "seq_len":
-        return cfg["seq_len"]
-    value = dict(cfg["mimex"]).get(factor, getattr(MIMExConfig, factor, None))
-    return "uniform_token" if factor == "mask" and value is None else value
+    """:func:`_setting` of a result entry's recorded config."""
+    return _effective(base["config"]["seq_len"], base["config"]["mimex"], factor)
+
+
+def _effective(seq_len: int, mimex: Any, name: str) -> Any:
+    if name == "seq_len":
+        return seq_len
+    value = dict(mimex).get(name, getattr(MIMExConfig, name, None))
+    return "uniform_token" if name == "mask" and value is None else value
 
 
 def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -> None:
