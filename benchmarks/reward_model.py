@@ -8,7 +8,10 @@ Measures, in one run on this machine:
 * the machine's float32 matmul rate through XLA (the ceiling to compare against);
 * a PyTorch implementation of the same architecture (benchmarks/torch_baseline.py),
   run in its own virtualenv (``.venv-torch``, ``pip install torch==2.13.0 numpy``),
-  eager, as the original code runs.
+  eager, as the original code runs, with explicit attention and with
+  ``F.scaled_dot_product_attention``. mimex-jax and the two PyTorch processes take turns,
+  one update each per round, so that the VM's drifting background load affects all
+  alike; the speed-up is the median over rounds of the per-round time ratio.
 
 Writes benchmarks/results/reward_model.json and prints a Markdown table for
 BENCHMARKS.md.
@@ -22,10 +25,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import subprocess
 import sys
-import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -36,9 +42,13 @@ from mimex_jax.rewards import MIMExConfig, RewardBatch, mimex  # noqa: E402
 from mimex_jax.rewards.mimex import microbatch_size  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+TORCH_PYTHON = ROOT / ".venv-torch" / "bin" / "python"
+TORCH_VARIANTS = (("torch", "explicit"), ("torch_sdpa", "sdpa"))
+PAUSE_S = 0.5
 
 
-def bench_jax(cfg: MIMExConfig, batch: int, repeats: int, warmup: int) -> dict:
+def prepare_jax(cfg: MIMExConfig, batch: int) -> tuple[Callable[[], Any], dict]:
+    """The compiled update as a zero-argument step, and XLA's cost analysis of it."""
     fn = mimex(cfg)
     seq = jax.random.normal(jax.random.key(0), (batch, cfg.seq_len, cfg.feature_dim))
     rb = RewardBatch(seq=seq)
@@ -57,45 +67,115 @@ def bench_jax(cfg: MIMExConfig, batch: int, repeats: int, warmup: int) -> dict:
         cost["bytes_accessed"] *= chunks
     holder = {"state": state, "key": jax.random.key(3)}
 
-    def step():
+    def step() -> Any:
         holder["key"], k = jax.random.split(holder["key"])
         holder["state"], r, _ = compiled(holder["state"], rb, k)
         return r
 
-    times = time_calls(step, repeats, warmup)
+    return step, {**cost, "encoder_slots": cfg.num_slots, "chunks": chunks}
+
+
+def jax_result(times: list[float], batch: int, info: dict) -> dict:
     s = summary(times)
-    return {**s, "sequences_per_s": batch / s["median_s"], **cost,
-            "gflops_per_s": cost["flops"] / s["median_s"] / 1e9,
-            "encoder_slots": cfg.num_slots, "chunks": chunks}
+    return {**s, "sequences_per_s": batch / s["median_s"], **info,
+            "gflops_per_s": info["flops"] / s["median_s"] / 1e9}
 
 
-def bench_torch(args: argparse.Namespace, attention: str) -> dict | None:
-    python = ROOT / ".venv-torch" / "bin" / "python"
-    if not python.exists():
-        print(f"[torch] {python} not found; create it with: python3 -m venv .venv-torch && "
-              ".venv-torch/bin/pip install torch==2.13.0 numpy", file=sys.stderr)
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "torch.json"
-        cmd = [str(python), str(ROOT / "benchmarks" / "torch_baseline.py"), "--batch",
-               str(args.batch), "--seq-len", "5", "--feature-dim", str(args.feature_dim),
-               "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--json", str(out),
-               "--attention", attention]
-        subprocess.run(cmd, check=True)
-        return json.loads(out.read_text())
+def bench_jax(cfg: MIMExConfig, batch: int, repeats: int, warmup: int) -> dict:
+    step, info = prepare_jax(cfg, batch)
+    return jax_result(time_calls(step, repeats, warmup), batch, info)
+
+
+class TorchServer:
+    """benchmarks/torch_baseline.py --serve in .venv-torch: one timed update per call."""
+
+    def __init__(self, args: argparse.Namespace, attention: str) -> None:
+        cmd = [str(TORCH_PYTHON), str(ROOT / "benchmarks" / "torch_baseline.py"), "--serve",
+               "--batch", str(args.batch), "--seq-len", "5", "--feature-dim",
+               str(args.feature_dim), "--warmup", str(args.warmup), "--attention", attention]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the PyTorch baseline exited (code {self.proc.wait()})")
+        out = json.loads(line)
+        if "error" in out:
+            raise RuntimeError(out["error"])
+        return out
+
+    def step(self) -> float:
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        return float(self._read()["seconds"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def bench_paired(cfg: MIMExConfig, args: argparse.Namespace) -> dict:
+    """mimex-jax and both PyTorch variants timed in alternation, round by round.
+
+    On a shared VM the background load drifts over minutes; alternating single updates
+    (with a pause so that spinning worker threads go idle) exposes all implementations to
+    the same load. Reported: each one's median, and the median over rounds of the
+    per-round ratio PyTorch time / mimex-jax time.
+    """
+    step, info = prepare_jax(cfg, args.batch)
+    for _ in range(args.warmup):
+        jax.block_until_ready(step())
+    servers = {key: TorchServer(args, attention) for key, attention in TORCH_VARIANTS}
+    times: dict[str, list[float]] = {"jax": [], **{key: [] for key in servers}}
+    try:
+        for r in range(args.repeats):
+            order = ["jax", *servers] if r % 2 == 0 else [*servers, "jax"]
+            for key in order:
+                time.sleep(PAUSE_S)
+                if key == "jax":
+                    t0 = time.perf_counter()
+                    jax.block_until_ready(step())
+                    times["jax"].append(time.perf_counter() - t0)
+                else:
+                    times[key].append(servers[key].step())
+            print(f"  round {r + 1}/{args.repeats}: " + ", ".join(
+                f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+    finally:
+        for server in servers.values():
+            server.close()
+    out = {"jax": jax_result(times["jax"], args.batch, info)}
+    out["jax"]["times_s"] = times["jax"]
+    for key, server in servers.items():
+        med = statistics.median(times[key])
+        ratios = [t / j for t, j in zip(times[key], times["jax"], strict=True)]
+        out[key] = {"torch_version": server.info["torch_version"],
+                    "num_threads": server.info["num_threads"],
+                    "attention": server.info["attention"], **summary(times[key]),
+                    "seqs_per_s": args.batch / med, "times_s": times[key]}
+        out[f"speedup_vs_{key}"] = statistics.median(ratios)
+        out[f"speedup_vs_{key}_range"] = [min(ratios), max(ratios)]
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=16384)
     p.add_argument("--feature-dim", type=int, default=384)
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=10,
+                   help="timed updates (paired rounds when PyTorch runs too)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     p.add_argument("--no-variants", action="store_true",
                    help="skip the whole-batch and K=T variants")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/reward_model.json")
     args = p.parse_args()
+    if not args.no_torch and not TORCH_PYTHON.exists():
+        p.error(f"{TORCH_PYTHON} not found; create it with: python3 -m venv .venv-torch && "
+                ".venv-torch/bin/pip install torch==2.13.0 numpy (or pass --no-torch)")
 
     cfg = MIMExConfig(seq_len=5, feature_dim=args.feature_dim)
     result: dict = {"machine": machine(), "command": " ".join(["python"] + sys.argv),
@@ -103,9 +183,14 @@ def main() -> None:
     print("matmul rate ...", flush=True)
     result["matmul"] = matmul_rate()
     print(f"  {result['matmul']['gflops']:.1f} GFLOP/s", flush=True)
-    print("mimex-jax update (fast path) ...", flush=True)
-    result["jax"] = bench_jax(cfg, args.batch, args.repeats, args.warmup)
-    print(f"  {result['jax']['sequences_per_s']:.0f} seq/s", flush=True)
+    if args.no_torch:
+        print("mimex-jax update ...", flush=True)
+        result["jax"] = bench_jax(cfg, args.batch, args.repeats, args.warmup)
+    else:
+        print(f"mimex-jax and PyTorch updates, {args.repeats} alternating rounds ...",
+              flush=True)
+        result.update(bench_paired(cfg, args))
+    print(f"  mimex-jax {result['jax']['sequences_per_s']:.0f} seq/s", flush=True)
     if not args.no_variants:
         variants = {"jax_whole_batch": dataclasses.replace(cfg, microbatch=0),
                     "jax_general": dataclasses.replace(cfg, encoder_slots=cfg.seq_len)}
@@ -113,16 +198,8 @@ def main() -> None:
             print(f"mimex-jax update ({key}) ...", flush=True)
             result[key] = bench_jax(variant, args.batch, args.repeats, args.warmup)
             print(f"  {result[key]['sequences_per_s']:.0f} seq/s", flush=True)
-    if not args.no_torch:
-        print("pytorch baseline, explicit attention ...", flush=True)
-        result["torch"] = bench_torch(args, "explicit")
-        print("pytorch baseline, fused SDPA attention (timm's default) ...", flush=True)
-        result["torch_sdpa"] = bench_torch(args, "sdpa")
     j = result["jax"]
     result["matmul_fraction"] = j["gflops_per_s"] / result["matmul"]["gflops"]
-    for key in ("torch", "torch_sdpa"):
-        if result.get(key):
-            result[f"speedup_vs_{key}"] = j["sequences_per_s"] / result[key]["seqs_per_s"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
 
@@ -141,14 +218,16 @@ def main() -> None:
     for key, what in (("torch", "explicit attention"), ("torch_sdpa", "F.sdpa attention")):
         if result.get(key):
             t = result[key]
-            print(f"| PyTorch {t.get('torch_version', '')} eager, same architecture, {what} | "
+            print(f"| PyTorch {t['torch_version']} eager, same architecture, {what} | "
                   f"{t['seqs_per_s']:.0f} | {t['median_s']:.3f} | - | - | - |")
     print(f"\nmatmul rate (XLA, {result['matmul']['n']}^3 float32): "
           f"{result['matmul']['gflops']:.1f} GFLOP/s; the update reaches "
           f"{100 * result['matmul_fraction']:.0f}% of it")
     for key in ("torch", "torch_sdpa"):
         if f"speedup_vs_{key}" in result:
-            print(f"speed-up over {key}: {result[f'speedup_vs_{key}']:.2f}x")
+            lo, hi = result[f"speedup_vs_{key}_range"]
+            print(f"speed-up over {key}: median of per-round ratios "
+                  f"{result[f'speedup_vs_{key}']:.2f}x (rounds: {lo:.2f}-{hi:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ Usage (from the repository root, in the separate torch virtualenv):
     .venv-torch/bin/python benchmarks/torch_baseline.py            # benchmark
     .venv-torch/bin/python benchmarks/torch_baseline.py --check    # sanity check
     .venv-torch/bin/python benchmarks/torch_baseline.py --json out.json
+    .venv-torch/bin/python benchmarks/torch_baseline.py --serve   # one step per stdin line
+
+``--serve`` is how benchmarks/reward_model.py times PyTorch and mimex-jax in alternation
+(paired rounds, so that background load on the VM hits both alike): after the warm-up it
+prints ``ready``, then for every line ``step`` on stdin runs one update and prints its
+wall-clock seconds; ``quit`` or end of input stops it.
 """
 
 from __future__ import annotations
@@ -254,6 +260,32 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run_serve(args: argparse.Namespace) -> None:
+    """Answer ``step`` lines with the seconds of one update (see the module docstring)."""
+    import sys
+
+    torch.manual_seed(0)
+    model, opt = build(args)
+    step = make_step(model, opt, args.compile)
+    x = torch.randn(args.batch, args.seq_len, args.feature_dim)
+    for _ in range(args.warmup):
+        step(x)
+    print(json.dumps({"ready": True, "torch_version": torch.__version__,
+                      "num_threads": torch.get_num_threads(), "attention": args.attention}),
+          flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            break
+        if command != "step":
+            print(json.dumps({"error": f"unknown command {command!r}; allowed: step, quit"}),
+                  flush=True)
+            continue
+        t0 = time.perf_counter()
+        step(x)
+        print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=16384)
@@ -270,6 +302,8 @@ def parse_args() -> argparse.Namespace:
                    "(timm's default, as in the original code)")
     p.add_argument("--json", type=Path, default=None, help="write results here")
     p.add_argument("--check", action="store_true", help="tiny training sanity check")
+    p.add_argument("--serve", action="store_true",
+                   help="after warm-up, run one update per 'step' line on stdin")
     return p.parse_args()
 
 
@@ -279,6 +313,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.check:
         run_check(args)
+        return
+    if args.serve:
+        run_serve(args)
         return
     res = run_bench(args)
     print(

@@ -7,7 +7,11 @@ bias, ``proj``) -> residual, ``norm2`` -> ``mlp`` (``fc1``, exact GELU, ``fc2``)
 
 Attention accepts an optional key-validity mask ``[B, N]``: invalid keys get zero
 weight. The MIMEx encoder uses it to run on a fixed number of gathered token
-slots of which only some are real (see ``mimex_jax.rewards.mimex``).
+slots of which only some are real (see ``mimex_jax.rewards.mimex``). MIMEx's
+sequences are short (2 encoder tokens, 6 decoder tokens at the paper's settings), so
+attention over at most ``FEW_TOKENS`` tokens takes a path built from elementwise
+products and large matmuls instead of tiny per-head ones; it computes the same
+function (tests/test_transformer.py checks it against the general path).
 """
 
 from __future__ import annotations
@@ -47,6 +51,58 @@ def sinusoidal_table(length: int, dim: int) -> np.ndarray:
     return pe
 
 
+SQRT_HALF = 0.7071067811865476  # a Python float: keeps the input's dtype
+
+# Sequences this short take the few-token attention path (see ``_few_token_attention``).
+FEW_TOKENS = 8
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    """Exact GELU written as PyTorch's CPU kernel computes it: ``x/2 * (1 + erf(x/sqrt 2))``.
+
+    Same function as ``jax.nn.gelu(approximate=False)`` (which goes through ``erfc``), and
+    cheaper on CPU: ``erf`` is a polynomial, ``erfc`` needs an ``exp``. For ``x < -5``
+    the tiny result loses relative precision to the cancellation in ``1 + erf`` (absolute
+    error below 1e-6), exactly as in PyTorch.
+    """
+    return x * 0.5 * (1.0 + jax.lax.erf(x * SQRT_HALF))
+
+
+def _few_token_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_heads: int,
+                         key_valid: jax.Array | None) -> jax.Array:
+    """Softmax attention over ``N <= FEW_TOKENS`` tokens without per-head tiny matmuls.
+
+    ``q, k, v``: ``[B, N, C]`` with the heads side by side in ``C``. With two or six
+    tokens, ``B x heads`` batched ``N x N`` matmuls are mostly overhead on CPU. Here every
+    query-key pair is one elementwise product over ``C``; a ``[C, heads]`` 0/1 matrix sums
+    each head's channels (one large matmul); the softmax over the ``N`` keys is unrolled;
+    the weights are spread back over the channels by the transposed 0/1 matrix.
+    """
+    batch, n, c = q.shape
+    head_dim = c // num_heads
+    head_of = np.kron(np.eye(num_heads, dtype=np.float32), np.ones((head_dim, 1), np.float32))
+    pair = (q * (head_dim**-0.5))[:, :, None, :] * k[:, None, :, :]  # [B, Nq, Nk, C]
+    logits = pair @ jnp.asarray(head_of, q.dtype)  # [B, Nq, Nk, H]
+    if key_valid is not None:
+        logits = jnp.where(key_valid[:, None, :, None], logits, jnp.finfo(logits.dtype).min)
+    cols = [logits[:, :, j] for j in range(n)]  # n x [B, Nq, H]
+    top = cols[0]
+    for col in cols[1:]:
+        top = jnp.maximum(top, col)
+    top = jax.lax.stop_gradient(top)  # a shift: softmax is unchanged by it
+    exps = [jnp.exp(col - top) for col in cols]
+    total = exps[0]
+    for e in exps[1:]:
+        total = total + e
+    inv = 1.0 / total
+    spread = jnp.asarray(head_of.T, q.dtype)  # [H, C]
+    out = None
+    for j, e in enumerate(exps):
+        term = ((e * inv) @ spread) * v[:, None, j, :]
+        out = term if out is None else out + term
+    return out
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with one fused qkv projection (timm layout)."""
 
@@ -57,7 +113,11 @@ class Attention(nn.Module):
     def __call__(self, x: jax.Array, key_valid: jax.Array | None = None) -> jax.Array:
         batch, n, c = x.shape
         head_dim = c // self.num_heads
-        qkv = _dense(3 * c, "qkv")(x).reshape(batch, n, 3, self.num_heads, head_dim)
+        qkv = _dense(3 * c, "qkv")(x)
+        if 0 < n <= FEW_TOKENS:
+            q, k, v = qkv[..., :c], qkv[..., c:2 * c], qkv[..., 2 * c:]
+            return _dense(c, "proj")(_few_token_attention(q, k, v, self.num_heads, key_valid))
+        qkv = qkv.reshape(batch, n, 3, self.num_heads, head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, N, H, hd]
         logits = jnp.einsum("bqhd,bkhd->bhqk", q * (head_dim**-0.5), k)
         if key_valid is not None:
@@ -78,9 +138,7 @@ class Mlp(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = _dense(self.hidden, "fc1")(x)
-        x = jax.nn.gelu(x, approximate=False)
-        return _dense(self.dim, "fc2")(x)
+        return _dense(self.dim, "fc2")(gelu(_dense(self.hidden, "fc1")(x)))
 
 
 class Block(nn.Module):

@@ -148,6 +148,30 @@ class MIMExConfig:
         return self.mask_distribution.max_kept(self.seq_len, self.mask_ratio)
 
 
+# Above this many (position, slot) pairs the kept tokens are placed by one einsum.
+UNROLLED_PLACEMENT = 64
+
+
+def _place(onehot: jax.Array, kept: jax.Array) -> jax.Array:
+    """``tokens[b, p] = sum_j onehot[b, p, j] * kept[b, j]``: put slot j's token at its position.
+
+    A one-hot select rather than a gather, so the backward pass is no scatter-add. For the
+    few (position, slot) pairs of MIMEx's short sequences it is written out term by term:
+    forward and backward are then elementwise sums, where the equivalent broadcast-and-
+    reduce costs a slow small reduction per call on CPU.
+    """
+    t, k = onehot.shape[1], onehot.shape[2]
+    if t * k > UNROLLED_PLACEMENT:
+        return jnp.einsum("btk,bkc->btc", onehot, kept)
+    rows = []
+    for p in range(t):
+        row = onehot[:, p, 0, None] * kept[:, 0]
+        for j in range(1, k):
+            row = row + onehot[:, p, j, None] * kept[:, j]
+        rows.append(row)
+    return jnp.stack(rows, axis=1)
+
+
 class MaskedSequenceModel(nn.Module):
     """The original's ``BERT`` (token masking) / ``MAE`` (``mask_all``) as one Flax module.
 
@@ -207,12 +231,9 @@ class MaskedSequenceModel(nn.Module):
             kept_tokens = x[:, 1:] if cfg.use_cls else x
             if k > 0:
                 # Position p's slot index is its rank in `order` (< #kept when p is kept).
-                # A one-hot select (K is small) instead of a gather keeps the backward
-                # pass elementwise rather than a scatter-add.
                 slot_of_pos = jnp.argsort(order, axis=-1)
                 onehot = (slot_of_pos[..., None] == jnp.arange(k)).astype(kept_tokens.dtype)
-                tokens = jnp.einsum("btk,bkc->btc", onehot, kept_tokens) if k > 16 else \
-                    jnp.sum(onehot[..., None] * kept_tokens[:, None], axis=2)
+                tokens = _place(onehot, kept_tokens)
                 tokens = jnp.where(mask[..., None], mask_token, tokens)
             else:
                 tokens = jnp.broadcast_to(mask_token, (batch, t, dec))
