@@ -73,33 +73,34 @@ def _few_token_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_heads: in
     """Softmax attention over ``N <= FEW_TOKENS`` tokens without per-head tiny matmuls.
 
     ``q, k, v``: ``[B, N, C]`` with the heads side by side in ``C``. With two or six
-    tokens, ``B x heads`` batched ``N x N`` matmuls are mostly overhead on CPU. Here every
-    query-key pair is one elementwise product over ``C``; a ``[C, heads]`` 0/1 matrix sums
-    each head's channels (one large matmul); the softmax over the ``N`` keys is unrolled;
-    the weights are spread back over the channels by the transposed 0/1 matrix.
+    tokens, ``B x heads`` batched ``N x N`` matmuls are mostly overhead on CPU. Here, key
+    by key, the queries are multiplied elementwise by that key and a ``[C, heads]`` 0/1
+    matrix sums each head's channels (one large matmul); the softmax over the ``N`` keys
+    is unrolled; the weights are spread back over the channels by the transposed matrix.
     """
-    batch, n, c = q.shape
+    n, c = q.shape[1], q.shape[2]
     head_dim = c // num_heads
     head_of = np.kron(np.eye(num_heads, dtype=np.float32), np.ones((head_dim, 1), np.float32))
-    pair = (q * (head_dim**-0.5))[:, :, None, :] * k[:, None, :, :]  # [B, Nq, Nk, C]
-    logits = pair @ jnp.asarray(head_of, q.dtype)  # [B, Nq, Nk, H]
+    sum_heads = jnp.asarray(head_of, q.dtype)  # [C, H]
+    spread = jnp.asarray(head_of.T, q.dtype)  # [H, C]
+    scaled = q * (head_dim**-0.5)
+    logits = [(scaled * k[:, None, j, :]) @ sum_heads for j in range(n)]  # n x [B, Nq, H]
     if key_valid is not None:
-        logits = jnp.where(key_valid[:, None, :, None], logits, jnp.finfo(logits.dtype).min)
-    cols = [logits[:, :, j] for j in range(n)]  # n x [B, Nq, H]
-    top = cols[0]
-    for col in cols[1:]:
+        floor = jnp.finfo(q.dtype).min
+        logits = [jnp.where(key_valid[:, None, j, None], col, floor)
+                  for j, col in enumerate(logits)]
+    top = logits[0]
+    for col in logits[1:]:
         top = jnp.maximum(top, col)
     top = jax.lax.stop_gradient(top)  # a shift: softmax is unchanged by it
-    exps = [jnp.exp(col - top) for col in cols]
+    exps = [jnp.exp(col - top) for col in logits]
     total = exps[0]
     for e in exps[1:]:
         total = total + e
     inv = 1.0 / total
-    spread = jnp.asarray(head_of.T, q.dtype)  # [H, C]
-    out = None
-    for j, e in enumerate(exps):
-        term = ((e * inv) @ spread) * v[:, None, j, :]
-        out = term if out is None else out + term
+    out = ((exps[0] * inv) @ spread) * v[:, None, 0, :]
+    for j in range(1, n):
+        out = out + ((exps[j] * inv) @ spread) * v[:, None, j, :]
     return out
 
 
