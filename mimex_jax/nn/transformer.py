@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mimex_jax.nn.dense import Dense
+
 LN_EPS = 1e-6
 
-# xavier-uniform weights and zero biases for every Linear, as the original's init.
-dense_init = nn.initializers.xavier_uniform()
 
 
 def layer_norm(name: str) -> nn.LayerNorm:
@@ -32,8 +32,8 @@ def layer_norm(name: str) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, name=name)
 
 
-def _dense(features: int, name: str) -> nn.Dense:
-    return nn.Dense(features, kernel_init=dense_init, bias_init=nn.initializers.zeros, name=name)
+def _dense(features: int, name: str) -> Dense:
+    return Dense(features, name=name)
 
 
 def sinusoidal_table(length: int, dim: int) -> np.ndarray:

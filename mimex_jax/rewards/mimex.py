@@ -39,7 +39,8 @@ import optax
 
 from mimex_jax import masks as masks_lib
 from mimex_jax.distributed import data_axis_size
-from mimex_jax.nn.transformer import Block, dense_init, layer_norm, sinusoidal_table
+from mimex_jax.nn.dense import Dense
+from mimex_jax.nn.transformer import Block, layer_norm, sinusoidal_table
 from mimex_jax.rewards.base import (
     IntrinsicReward,
     Metrics,
@@ -188,9 +189,8 @@ class MaskedSequenceModel(nn.Module):
     def _token(self, name: str, dim: int) -> jax.Array:
         return self.param(name, nn.initializers.normal(0.02), (1, 1, dim))
 
-    def _dense(self, features: int, name: str) -> nn.Dense:
-        return nn.Dense(features, kernel_init=dense_init, bias_init=nn.initializers.zeros,
-                        name=name)
+    def _dense(self, features: int, name: str) -> Dense:
+        return Dense(features, name=name)
 
     @nn.compact
     def __call__(self, seq: jax.Array, mask: jax.Array) -> jax.Array:
