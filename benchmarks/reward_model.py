@@ -9,9 +9,10 @@ Measures, in one run on this machine:
 * a PyTorch implementation of the same architecture (benchmarks/torch_baseline.py),
   run in its own virtualenv (``.venv-torch``, ``pip install torch==2.13.0 numpy``),
   eager, as the original code runs, with explicit attention and with
-  ``F.scaled_dot_product_attention``. mimex-jax and the two PyTorch processes take turns,
-  one update each per round, so that the VM's drifting background load affects all
-  alike; the speed-up is the median over rounds of the per-round time ratio.
+  ``F.scaled_dot_product_attention``. mimex-jax and the two PyTorch processes take turns
+  (a few updates each per round, see ``bench_paired``), so that the VM's drifting
+  background load affects all alike; the speed-up is the median over rounds of the
+  per-round time ratio.
 
 Writes benchmarks/results/reward_model.json and prints a Markdown table for
 BENCHMARKS.md.
@@ -44,7 +45,6 @@ from mimex_jax.rewards.mimex import microbatch_size  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PYTHON = ROOT / ".venv-torch" / "bin" / "python"
 TORCH_VARIANTS = (("torch", "explicit"), ("torch_sdpa", "sdpa"))
-PAUSE_S = 0.5
 
 
 def prepare_jax(cfg: MIMExConfig, batch: int) -> tuple[Callable[[], Any], dict]:
@@ -119,45 +119,54 @@ class TorchServer:
 
 
 def bench_paired(cfg: MIMExConfig, args: argparse.Namespace) -> dict:
-    """mimex-jax and both PyTorch variants timed in alternation, round by round.
+    """mimex-jax and both PyTorch variants timed in turns, round by round.
 
-    On a shared VM the background load drifts over minutes; alternating single updates
-    (with a pause so that spinning worker threads go idle) exposes all implementations to
-    the same load. Reported: each one's median, and the median over rounds of the
-    per-round ratio PyTorch time / mimex-jax time.
+    On a shared VM the background load drifts over minutes, so the implementations take
+    turns: in each round each one runs ``1 + per_round`` updates back to back, the first
+    of which (the switch-over, when caches and the CPU were busy with another process)
+    is not counted. Reported: each one's median over all counted updates, and the median
+    over rounds of the per-round ratio (PyTorch's median / mimex-jax's median).
     """
     step, info = prepare_jax(cfg, args.batch)
     for _ in range(args.warmup):
         jax.block_until_ready(step())
     servers = {key: TorchServer(args, attention) for key, attention in TORCH_VARIANTS}
-    times: dict[str, list[float]] = {"jax": [], **{key: [] for key in servers}}
+
+    def jax_step() -> float:
+        t0 = time.perf_counter()
+        jax.block_until_ready(step())
+        return time.perf_counter() - t0
+
+    runners: dict[str, Callable[[], float]] = {"jax": jax_step,
+                                               **{k: v.step for k, v in servers.items()}}
+    rounds: list[dict[str, list[float]]] = []
     try:
         for r in range(args.repeats):
-            order = ["jax", *servers] if r % 2 == 0 else [*servers, "jax"]
+            order = list(runners) if r % 2 == 0 else list(runners)[::-1]
+            this: dict[str, list[float]] = {}
             for key in order:
-                time.sleep(PAUSE_S)
-                if key == "jax":
-                    t0 = time.perf_counter()
-                    jax.block_until_ready(step())
-                    times["jax"].append(time.perf_counter() - t0)
-                else:
-                    times[key].append(servers[key].step())
+                runners[key]()  # switch-over update, not counted
+                this[key] = [runners[key]() for _ in range(args.per_round)]
+            rounds.append(this)
             print(f"  round {r + 1}/{args.repeats}: " + ", ".join(
-                f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+                f"{k} {statistics.median(this[k]):.2f} s" for k in runners), flush=True)
     finally:
         for server in servers.values():
             server.close()
-    out = {"jax": jax_result(times["jax"], args.batch, info)}
+    times = {k: [t for rd in rounds for t in rd[k]] for k in runners}
+    out = {"protocol": {"rounds": args.repeats, "per_round": args.per_round,
+                        "uncounted_per_round": 1},
+           "jax": jax_result(times["jax"], args.batch, info)}
     out["jax"]["times_s"] = times["jax"]
     for key, server in servers.items():
-        med = statistics.median(times[key])
-        ratios = [t / j for t, j in zip(times[key], times["jax"], strict=True)]
+        ratios = [statistics.median(rd[key]) / statistics.median(rd["jax"]) for rd in rounds]
         out[key] = {"torch_version": server.info["torch_version"],
                     "num_threads": server.info["num_threads"],
                     "attention": server.info["attention"], **summary(times[key]),
-                    "seqs_per_s": args.batch / med, "times_s": times[key]}
+                    "seqs_per_s": args.batch / statistics.median(times[key]),
+                    "times_s": times[key]}
         out[f"speedup_vs_{key}"] = statistics.median(ratios)
-        out[f"speedup_vs_{key}_range"] = [min(ratios), max(ratios)]
+        out[f"speedup_vs_{key}_rounds"] = ratios
     return out
 
 
@@ -166,7 +175,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16384)
     p.add_argument("--feature-dim", type=int, default=384)
     p.add_argument("--repeats", type=int, default=10,
-                   help="timed updates (paired rounds when PyTorch runs too)")
+                   help="timed updates; with PyTorch: rounds of turns")
+    p.add_argument("--per-round", type=int, default=2,
+                   help="counted updates per implementation per round (with PyTorch)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     p.add_argument("--no-variants", action="store_true",
@@ -187,8 +198,7 @@ def main() -> None:
         print("mimex-jax update ...", flush=True)
         result["jax"] = bench_jax(cfg, args.batch, args.repeats, args.warmup)
     else:
-        print(f"mimex-jax and PyTorch updates, {args.repeats} alternating rounds ...",
-              flush=True)
+        print(f"mimex-jax and PyTorch updates, {args.repeats} rounds of turns ...", flush=True)
         result.update(bench_paired(cfg, args))
     print(f"  mimex-jax {result['jax']['sequences_per_s']:.0f} seq/s", flush=True)
     if not args.no_variants:
@@ -225,9 +235,10 @@ def main() -> None:
           f"{100 * result['matmul_fraction']:.0f}% of it")
     for key in ("torch", "torch_sdpa"):
         if f"speedup_vs_{key}" in result:
-            lo, hi = result[f"speedup_vs_{key}_range"]
+            ratios = result[f"speedup_vs_{key}_rounds"]
             print(f"speed-up over {key}: median of per-round ratios "
-                  f"{result[f'speedup_vs_{key}']:.2f}x (rounds: {lo:.2f}-{hi:.2f}x)")
+                  f"{result[f'speedup_vs_{key}']:.2f}x (rounds: {min(ratios):.2f}-"
+                  f"{max(ratios):.2f}x)")
 
 
 if __name__ == "__main__":
