@@ -92,7 +92,8 @@ class TorchServer:
     def __init__(self, args: argparse.Namespace, attention: str) -> None:
         cmd = [str(TORCH_PYTHON), str(ROOT / "benchmarks" / "torch_baseline.py"), "--serve",
                "--batch", str(args.batch), "--seq-len", "5", "--feature-dim",
-               str(args.feature_dim), "--warmup", str(args.warmup), "--attention", attention]
+               str(args.feature_dim), "--warmup", str(args.torch_warmup), "--attention",
+               attention]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
         self.info = self._read()
@@ -179,6 +180,9 @@ def main() -> None:
     p.add_argument("--per-round", type=int, default=2,
                    help="counted updates per implementation per round (with PyTorch)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--torch-warmup", type=int, default=10,
+                   help="PyTorch warm-up updates; eager PyTorch keeps speeding up over its "
+                   "first several updates here, mimex-jax is steady after one")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     p.add_argument("--no-variants", action="store_true",
                    help="skip the whole-batch and K=T variants")

@@ -3,51 +3,91 @@
 Each variant is compiled once; then the variants are timed in turn, round after round,
 so that background load affects all of them alike. Reports the median sequences/s.
 
-Variants: ``default``; ``depth2`` (2 encoder blocks instead of 4: the difference is the
-cost of two blocks); ``mb<N>`` (microbatch of N sequences); ``fastln`` (LayerNorm with
-the one-pass variance); ``erfgelu`` (GELU written as 0.5 x (1 + erf(x / sqrt 2))). The
-last two patch the model's building blocks for this process only.
+Variants:
 
-    python benchmarks/reward_model_ablation.py default depth2 mb1024 mb4096 fastln erfgelu
+* ``default``: the library as it is;
+* ``depth2``: 2 encoder blocks instead of 4 (the difference is the cost of two blocks);
+* ``mb<N>``: gradient accumulated over chunks of N sequences;
+* ``fastln``: LayerNorm with the one-pass variance;
+* ``flaxdense``: flax's ``nn.Dense`` (plain autodiff weight gradient) instead of
+  ``mimex_jax.nn.dense.Dense``;
+* ``generalattn``: per-head batched matmul attention for every sequence length (no
+  few-token path);
+* ``erfcgelu``: ``jax.nn.gelu(approximate=False)`` (via ``erfc``) instead of the erf form;
+* ``before``: all three of the previous together (the update as it was before they
+  were written).
+
+The patching variants change the model's building blocks for this process only.
+
+    python benchmarks/reward_model_ablation.py default flaxdense generalattn erfcgelu before
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import time
+from collections.abc import Iterator
 
 import flax.linen as nn
 import jax
 
 import mimex_jax.nn.transformer as transformer
-import mimex_jax.rewards.mimex as mimex_module
+from mimex_jax.nn.dense import dense_init
 from mimex_jax.rewards import MIMExConfig, RewardBatch, mimex
+
+MIMEX_MODULE = sys.modules["mimex_jax.rewards.mimex"]
+PATCHES = ("fastln", "flaxdense", "generalattn", "erfcgelu")
+
+
+def _flax_dense(features: int, name: str) -> nn.Dense:
+    return nn.Dense(features, kernel_init=dense_init, bias_init=nn.initializers.zeros, name=name)
+
+
+@contextlib.contextmanager
+def patched(names: set[str]) -> Iterator[None]:
+    """Swap the named building blocks in while a variant is traced and compiled."""
+    model = MIMEX_MODULE.MaskedSequenceModel
+    saved = (transformer.layer_norm, MIMEX_MODULE.layer_norm, transformer._dense,
+             model._dense, transformer.FEW_TOKENS, transformer.gelu)
+    try:
+        if "fastln" in names:
+            fast = lambda name: nn.LayerNorm(epsilon=transformer.LN_EPS, name=name)  # noqa: E731
+            transformer.layer_norm = MIMEX_MODULE.layer_norm = fast
+        if "flaxdense" in names:
+            transformer._dense = _flax_dense
+            model._dense = lambda self, features, name: _flax_dense(features, name)
+        if "generalattn" in names:
+            transformer.FEW_TOKENS = 0
+        if "erfcgelu" in names:
+            transformer.gelu = lambda x: jax.nn.gelu(x, approximate=False)
+        yield
+    finally:
+        (transformer.layer_norm, MIMEX_MODULE.layer_norm, transformer._dense, model._dense,
+         transformer.FEW_TOKENS, transformer.gelu) = saved
 
 
 def build(variant: str, seq: jax.Array):
-    original_ln, original_gelu = transformer.layer_norm, jax.nn.gelu
-    if variant == "fastln":
-        fast = lambda name: nn.LayerNorm(epsilon=transformer.LN_EPS, name=name)
-        transformer.layer_norm = mimex_module.layer_norm = fast
-    if variant == "erfgelu":
-        transformer.jax.nn.gelu = lambda x, approximate=False: 0.5 * x * (
-            1 + jax.lax.erf(x * 0.7071067811865476))
     kw = {}
+    names: set[str] = set()
     if variant == "depth2":
         kw["depth"] = 2
     elif variant.startswith("mb"):
         kw["microbatch"] = int(variant[2:])
-    elif variant not in ("default", "fastln", "erfgelu"):
-        raise ValueError(f"variant {variant!r} is unknown")
-    try:
+    elif variant == "before":
+        names = {"flaxdense", "generalattn", "erfcgelu"}
+    elif variant in PATCHES:
+        names = {variant}
+    elif variant != "default":
+        raise ValueError(f"variant {variant!r} is unknown; allowed: default, depth2, mb<N>, "
+                         f"before, {', '.join(PATCHES)}")
+    with patched(names):
         fn = mimex(MIMExConfig(seq_len=seq.shape[1], feature_dim=seq.shape[2], **kw))
         batch = RewardBatch(seq=seq)
         state = fn.init(jax.random.key(1), batch)
         compiled = jax.jit(fn.update).lower(state, batch, jax.random.key(2)).compile()
-    finally:
-        transformer.layer_norm = mimex_module.layer_norm = original_ln
-        transformer.jax.nn.gelu = original_gelu
     return lambda: jax.block_until_ready(compiled(state, batch, jax.random.key(2)))
 
 

@@ -14,9 +14,9 @@ Usage (from the repository root, in the separate torch virtualenv):
     .venv-torch/bin/python benchmarks/torch_baseline.py --serve   # one step per stdin line
 
 ``--serve`` is how benchmarks/reward_model.py times PyTorch and mimex-jax in turns
-(rounds of a few updates each, so that background load on the VM hits both alike): after the warm-up it
-prints ``ready``, then for every line ``step`` on stdin runs one update and prints its
-wall-clock seconds; ``quit`` or end of input stops it.
+(rounds of a few updates each, so that background load on the VM hits both alike):
+after the warm-up it prints ``ready``, then for every line ``step`` on stdin runs one
+update and prints its wall-clock seconds; ``quit`` or end of input stops it.
 """
 
 from __future__ import annotations
