@@ -225,17 +225,23 @@ def run_check(args: argparse.Namespace) -> None:
     print(f"check ok: loss {losses[0]:.4f} -> {losses[-1]:.4f} over 20 steps")
 
 
-def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+def warmed_up(args: argparse.Namespace) -> Callable[[], Tensor]:
+    """A seeded model, optimizer and batch after ``args.warmup`` updates: one update per call."""
     torch.manual_seed(0)
     model, opt = build(args)
     step = make_step(model, opt, args.compile)
     x = torch.randn(args.batch, args.seq_len, args.feature_dim)
     for _ in range(args.warmup):
         step(x)
+    return lambda: step(x)
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    step = warmed_up(args)
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        step(x)
+        step()
         times.append(time.perf_counter() - t0)
     median = statistics.median(times)
     return {
@@ -264,12 +270,7 @@ def run_serve(args: argparse.Namespace) -> None:
     """Answer ``step`` lines with the seconds of one update (see the module docstring)."""
     import sys
 
-    torch.manual_seed(0)
-    model, opt = build(args)
-    step = make_step(model, opt, args.compile)
-    x = torch.randn(args.batch, args.seq_len, args.feature_dim)
-    for _ in range(args.warmup):
-        step(x)
+    step = warmed_up(args)
     print(json.dumps({"ready": True, "torch_version": torch.__version__,
                       "num_threads": torch.get_num_threads(), "attention": args.attention}),
           flush=True)
@@ -282,7 +283,7 @@ def run_serve(args: argparse.Namespace) -> None:
                   flush=True)
             continue
         t0 = time.perf_counter()
-        step(x)
+        step()
         print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
 
 
