@@ -268,3 +268,29 @@ def test_microbatched_update_equals_whole_batch(seq, extra) -> None:
     for other in results[1:]:
         for a, b in zip(other, results[0], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("t,k", [(5, 1), (5, 5), (12, 8)])
+def test_kept_token_placement_both_forms(monkeypatch: pytest.MonkeyPatch, t: int, k: int) -> None:
+    """The unrolled placement and the einsum form put every slot's token at its position."""
+    import sys
+
+    mimex_module = sys.modules["mimex_jax.rewards.mimex"]
+    key_perm, key_x = jax.random.split(jax.random.key(t * 100 + k))
+    batch, width = 3, 4
+    # Slot j of sequence b goes to position pos[b, j] (distinct positions); others get 0.
+    pos = jnp.stack([jax.random.permutation(kk, t)[:k] for kk in jax.random.split(key_perm, batch)])
+    onehot = (pos[:, None, :] == jnp.arange(t)[None, :, None]).astype(jnp.float32)  # [B,T,K]
+    kept = jax.random.normal(key_x, (batch, k, width))
+    expected = np.zeros((batch, t, width), np.float32)
+    for b in range(batch):
+        for j in range(k):
+            expected[b, int(pos[b, j])] = kept[b, j]
+    forms = {}
+    for name, limit in (("unrolled", 10**6), ("einsum", 0)):
+        monkeypatch.setattr(mimex_module, "UNROLLED_PLACEMENT", limit)
+        out = mimex_module._place(onehot, kept)
+        grad = jax.grad(lambda v: jnp.sum(jnp.sin(mimex_module._place(onehot, v))))(kept)
+        np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
+        forms[name] = grad
+    np.testing.assert_allclose(forms["unrolled"], forms["einsum"], rtol=1e-6, atol=1e-7)
