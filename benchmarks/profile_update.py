@@ -37,7 +37,7 @@ from pathlib import Path
 import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reward_model_ablation import PATCHES, patched  # noqa: E402
+from reward_model_ablation import PATCHES, patched, patches_of  # noqa: E402
 
 from mimex_jax.rewards import MIMExConfig, RewardBatch, mimex  # noqa: E402
 
@@ -113,13 +113,8 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=2, help="traced updates")
     p.add_argument("--top", type=int, default=15, help="slowest single ops to list")
     args = p.parse_args()
-    if args.variant == "before":
-        names = {"flaxdense", "generalattn", "erfcgelu"}
-    elif args.variant in PATCHES:
-        names = {args.variant}
-    elif args.variant == "default":
-        names = set()
-    else:
+    names = patches_of(args.variant)
+    if names is None:
         p.error(f"--variant {args.variant!r} is unknown; allowed: default, before, "
                 f"{', '.join(PATCHES)}")
 

@@ -69,21 +69,31 @@ def patched(names: set[str]) -> Iterator[None]:
          transformer.FEW_TOKENS, transformer.gelu) = saved
 
 
+BEFORE = {"flaxdense", "generalattn", "erfcgelu"}
+
+
+def patches_of(variant: str) -> set[str] | None:
+    """The building blocks a variant swaps in; None if it is not a patching variant."""
+    if variant == "default":
+        return set()
+    if variant == "before":
+        return set(BEFORE)
+    if variant in PATCHES:
+        return {variant}
+    return None
+
+
 def build(variant: str, seq: jax.Array):
     kw = {}
-    names: set[str] = set()
+    names = patches_of(variant)
     if variant == "depth2":
         kw["depth"] = 2
     elif variant.startswith("mb"):
         kw["microbatch"] = int(variant[2:])
-    elif variant == "before":
-        names = {"flaxdense", "generalattn", "erfcgelu"}
-    elif variant in PATCHES:
-        names = {variant}
-    elif variant != "default":
+    elif names is None:
         raise ValueError(f"variant {variant!r} is unknown; allowed: default, depth2, mb<N>, "
                          f"before, {', '.join(PATCHES)}")
-    with patched(names):
+    with patched(names or set()):
         fn = mimex(MIMExConfig(seq_len=seq.shape[1], feature_dim=seq.shape[2], **kw))
         batch = RewardBatch(seq=seq)
         state = fn.init(jax.random.key(1), batch)
