@@ -14,8 +14,12 @@ Variants:
 * ``generalattn``: per-head batched matmul attention for every sequence length (no
   few-token path);
 * ``erfcgelu``: ``jax.nn.gelu(approximate=False)`` (via ``erfc``) instead of the erf form;
-* ``before``: all three of the previous together (the update as it was before they
-  were written).
+* ``alldecoder``: the loss from the decoder's outputs at every position (the model
+  ``mimex_apply`` runs) instead of the masked positions only;
+* ``copiedcls``: the cls token copied into every sequence before the first encoder
+  block instead of entering it as a shared row;
+* ``before``: flaxdense, generalattn, erfcgelu, alldecoder and copiedcls together (the
+  update as it was before these were written).
 
 The patching variants change the model's building blocks for this process only.
 
@@ -39,11 +43,15 @@ from mimex_jax.nn.dense import dense_init
 from mimex_jax.rewards import MIMExConfig, RewardBatch, mimex
 
 MIMEX_MODULE = sys.modules["mimex_jax.rewards.mimex"]
-PATCHES = ("fastln", "flaxdense", "generalattn", "erfcgelu")
+PATCHES = ("fastln", "flaxdense", "generalattn", "erfcgelu", "alldecoder", "copiedcls")
 
 
 def _flax_dense(features: int, name: str) -> nn.Dense:
     return nn.Dense(features, kernel_init=dense_init, bias_init=nn.initializers.zeros, name=name)
+
+
+def _plain_linear(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    return x @ kernel + bias
 
 
 @contextlib.contextmanager
@@ -51,7 +59,8 @@ def patched(names: set[str]) -> Iterator[None]:
     """Swap the named building blocks in while a variant is traced and compiled."""
     model = MIMEX_MODULE.MaskedSequenceModel
     saved = (transformer.layer_norm, MIMEX_MODULE.layer_norm, transformer._dense,
-             model._dense, transformer.FEW_TOKENS, transformer.gelu)
+             model._dense, transformer.FEW_TOKENS, transformer.gelu, MIMEX_MODULE._loss,
+             transformer.linear, MIMEX_MODULE.SHARED_CLS)
     try:
         if "fastln" in names:
             fast = lambda name: nn.LayerNorm(epsilon=transformer.LN_EPS, name=name)  # noqa: E731
@@ -59,17 +68,24 @@ def patched(names: set[str]) -> Iterator[None]:
         if "flaxdense" in names:
             transformer._dense = _flax_dense
             model._dense = lambda self, features, name: _flax_dense(features, name)
+            transformer.linear = _plain_linear
         if "generalattn" in names:
             transformer.FEW_TOKENS = 0
         if "erfcgelu" in names:
             transformer.gelu = lambda x: jax.nn.gelu(x, approximate=False)
+        if "copiedcls" in names:
+            MIMEX_MODULE.SHARED_CLS = False
+        if "alldecoder" in names:
+            apply = MIMEX_MODULE._apply
+            MIMEX_MODULE._loss = lambda *args: apply(*args, masked_only=False)[0]
         yield
     finally:
         (transformer.layer_norm, MIMEX_MODULE.layer_norm, transformer._dense, model._dense,
-         transformer.FEW_TOKENS, transformer.gelu) = saved
+         transformer.FEW_TOKENS, transformer.gelu, MIMEX_MODULE._loss, transformer.linear,
+         MIMEX_MODULE.SHARED_CLS) = saved
 
 
-BEFORE = {"flaxdense", "generalattn", "erfcgelu"}
+BEFORE = {"flaxdense", "generalattn", "erfcgelu", "alldecoder", "copiedcls"}
 
 
 def patches_of(variant: str) -> set[str] | None:

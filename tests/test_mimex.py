@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +42,51 @@ def test_gathered_slots_equal_full_sequence(seq, use_cls: bool, dist: str) -> No
     np.testing.assert_allclose(fast_loss, full_loss, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fast_pred, full_pred, rtol=1e-5, atol=1e-5)
     assert np.all(np.isfinite(fast_loss))
+
+
+@pytest.mark.parametrize("use_cls,decoder_depth,dist,slots", [
+    (True, 1, "uniform_token", None), (False, 1, "uniform_token", None),
+    (True, 2, "bernoulli_token", None), (False, 2, "last_token", 5),
+    (True, 1, "full", None), (True, 3, "uniform_token", 5),
+])
+def test_masked_only_loss_equals_full_model(seq, use_cls: bool, decoder_depth: int, dist: str,
+                                            slots: int | None) -> None:
+    """The loss path (decoder run for the masked positions only) gives the full model's
+    loss and gradient, with padded encoder slots and deeper decoders too."""
+    cfg = MIMExConfig(**SMALL, use_cls=use_cls, decoder_depth=decoder_depth, mask=dist)
+    params = init_mimex_params(jax.random.key(0), cfg)
+    mask = masks.get(dist)(jax.random.key(2), seq.shape[:2], 0.7)
+    k = slots if slots is not None else cfg.mask_distribution.max_kept(5, 0.7)
+
+    def full(p):
+        return jnp.mean(mimex_apply(p, cfg, seq, mask, num_slots=k)[0] ** 2)
+
+    def fast(p):
+        return jnp.mean(mimex_loss(p, cfg, seq, mask, num_slots=k) ** 2)
+
+    np.testing.assert_allclose(mimex_loss(params, cfg, seq, mask, num_slots=k),
+                               mimex_apply(params, cfg, seq, mask, num_slots=k)[0],
+                               rtol=1e-5, atol=1e-6)
+    g_full, g_fast = jax.grad(full)(params), jax.grad(fast)(params)
+    for path, a in jax.tree_util.tree_leaves_with_path(g_fast):
+        b = g_full
+        for key in path:
+            b = b[key.key]
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-6, err_msg=str(path))
+    if dist != "full":  # (with nothing kept, the encoder gets no gradient at all)
+        assert all(float(jnp.abs(a).max()) > 0 for a in jax.tree.leaves(g_fast))
+
+
+def test_shared_cls_row_equals_copied_cls(seq, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = MIMExConfig(**{**SMALL, "depth": 2})
+    params = init_mimex_params(jax.random.key(0), cfg)
+    mask = masks.uniform_token(jax.random.key(2), (12, 5), 0.7)
+    module = sys.modules["mimex_jax.rewards.mimex"]
+    model = module.MaskedSequenceModel(cfg, 1)
+    shared = model.apply({"params": params}, seq, mask)
+    monkeypatch.setattr(module, "SHARED_CLS", False)
+    copied = model.apply({"params": params}, seq, mask)
+    np.testing.assert_allclose(shared, copied, rtol=1e-5, atol=1e-6)
 
 
 def test_kept_tokens_influence_prediction_masked_do_not(seq) -> None:

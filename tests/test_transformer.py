@@ -69,3 +69,41 @@ def test_few_token_attention_ignores_invalid_keys() -> None:
     # A row with no valid key stays finite.
     none = module.apply(params, x, jnp.zeros((3, n), bool))
     assert bool(jnp.all(jnp.isfinite(none)))
+
+
+@pytest.mark.parametrize("general", [False, True])
+@pytest.mark.parametrize("p,n,queries", [(1, 1, None), (5, 3, 5), (2, 3, 4), (0, 6, 4),
+                                         (3, 0, None)])
+def test_block_shared_rows_and_queries_equal_plain_block(
+        monkeypatch: pytest.MonkeyPatch, general: bool, p: int, n: int,
+        queries: int | None) -> None:
+    """``shared`` rows (the same for every sequence) and ``queries`` (only the first rows
+    attend) give the plain block's outputs for those rows, with the same gradients."""
+    dim, batch = 8, 4
+    ks, kx, kv, kp = jax.random.split(jax.random.key(p * 10 + n), 4)
+    shared = jax.random.normal(ks, (p, dim))
+    x = jax.random.normal(kx, (batch, n, dim))
+    valid = jax.random.bernoulli(kv, 0.7, (batch, p + n)).at[:, 0].set(True)
+    block = transformer.Block(dim, 2)
+    params = block.init(kp, jnp.zeros((1, p + n, dim)), valid[:1])
+    rows = p + n if queries is None else queries
+    weights = jax.random.normal(jax.random.key(7), (rows, dim))
+
+    def plain(prm, shared, x):
+        full = jnp.concatenate([jnp.broadcast_to(shared, (batch, p, dim)), x], axis=1)
+        return jnp.sum(jnp.sin(block.apply(prm, full, valid)[:, :rows]) * weights)
+
+    def split(prm, shared, x):
+        out = block.apply(prm, x, valid, shared=shared if p else None, queries=queries)
+        assert out.shape == (batch, rows, dim)
+        return jnp.sum(jnp.sin(out) * weights)
+
+    grad = jax.value_and_grad
+    with monkeypatch.context() as m:
+        if general:
+            m.setattr(transformer, "FEW_TOKENS", 0)
+        (v_split, g_split) = grad(split, argnums=(0, 1, 2))(params, shared, x)
+        (v_plain, g_plain) = grad(plain, argnums=(0, 1, 2))(params, shared, x)
+    np.testing.assert_allclose(v_split, v_plain, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(g_split), jax.tree.leaves(g_plain), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -51,6 +51,14 @@ def _linear_bwd(res: tuple[jax.Array, jax.Array], g: jax.Array
 linear.defvjp(_linear_fwd, _linear_bwd)
 
 
+def dense_params(module: nn.Module, in_features: int, features: int
+                 ) -> tuple[jax.Array, jax.Array]:
+    """Declare (or fetch) a Linear layer's ``kernel`` [in, out] and ``bias`` [out] in ``module``."""
+    kernel = module.param("kernel", dense_init, (in_features, features))
+    bias = module.param("bias", nn.initializers.zeros, (features,))
+    return kernel, bias
+
+
 class Dense(nn.Module):
     """``flax.linen.Dense`` with xavier-uniform kernel, zero bias and :func:`linear`."""
 
@@ -58,6 +66,18 @@ class Dense(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", dense_init, (x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        return linear(x, kernel, bias)
+        return linear(x, *dense_params(self, x.shape[-1], self.features))
+
+
+class DenseParams(nn.Module):
+    """A :class:`Dense` layer's parameters (same names, shapes and init), without applying it.
+
+    For callers that need only some output columns of the layer for some rows (the
+    attention layer skips the query columns of rows that only serve as keys).
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, in_features: int) -> tuple[jax.Array, jax.Array]:
+        return dense_params(self, in_features, self.features)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mimex_jax.nn.dense import Dense
+from mimex_jax.nn.dense import Dense, DenseParams, linear
 
 LN_EPS = 1e-6
 
@@ -68,23 +68,25 @@ def gelu(x: jax.Array) -> jax.Array:
     return x * 0.5 * (1.0 + jax.lax.erf(x * SQRT_HALF))
 
 
-def _few_token_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_heads: int,
-                         key_valid: jax.Array | None) -> jax.Array:
-    """Softmax attention over ``N <= FEW_TOKENS`` tokens without per-head tiny matmuls.
+def _few_token_attention(q: jax.Array, keys: list[jax.Array], values: list[jax.Array],
+                         num_heads: int, key_valid: jax.Array | None) -> jax.Array:
+    """Softmax attention over at most ``FEW_TOKENS`` keys without per-head tiny matmuls.
 
-    ``q, k, v``: ``[B, N, C]`` with the heads side by side in ``C``. With two or six
-    tokens, ``B x heads`` batched ``N x N`` matmuls are mostly overhead on CPU. Here, key
-    by key, the queries are multiplied elementwise by that key and a ``[C, heads]`` 0/1
-    matrix sums each head's channels (one large matmul); the softmax over the ``N`` keys
-    is unrolled; the weights are spread back over the channels by the transposed matrix.
+    ``q``: ``[B, Nq, C]`` with the heads side by side in ``C``; ``keys``/``values``: one
+    ``[B, C]`` array per key. Any of them may have batch size 1 (rows shared by every
+    sequence): their products are then computed once. With two or six tokens,
+    ``B x heads`` batched ``N x N`` matmuls are mostly overhead on CPU. Here, key by
+    key, the queries are multiplied elementwise by that key and a ``[C, heads]`` 0/1
+    matrix sums each head's channels (one large matmul); the softmax over the keys is
+    unrolled; the weights are spread back over the channels by the transposed matrix.
     """
-    n, c = q.shape[1], q.shape[2]
+    c = q.shape[-1]
     head_dim = c // num_heads
     head_of = np.kron(np.eye(num_heads, dtype=np.float32), np.ones((head_dim, 1), np.float32))
     sum_heads = jnp.asarray(head_of, q.dtype)  # [C, H]
     spread = jnp.asarray(head_of.T, q.dtype)  # [H, C]
     scaled = q * (head_dim**-0.5)
-    logits = [(scaled * k[:, None, j, :]) @ sum_heads for j in range(n)]  # n x [B, Nq, H]
+    logits = [(scaled * k[:, None, :]) @ sum_heads for k in keys]  # per key: [B, Nq, H]
     if key_valid is not None:
         floor = jnp.finfo(q.dtype).min
         logits = [jnp.where(key_valid[:, None, j, None], col, floor)
@@ -98,36 +100,90 @@ def _few_token_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_heads: in
     for e in exps[1:]:
         total = total + e
     inv = 1.0 / total
-    out = ((exps[0] * inv) @ spread) * v[:, None, 0, :]
-    for j in range(1, n):
-        out = out + ((exps[j] * inv) @ spread) * v[:, None, j, :]
+    out = ((exps[0] * inv) @ spread) * values[0][:, None, :]
+    for e, v in zip(exps[1:], values[1:], strict=True):
+        out = out + ((e * inv) @ spread) * v[:, None, :]
     return out
 
 
+def _general_attention(q: jax.Array, k: jax.Array, v: jax.Array, num_heads: int,
+                       key_valid: jax.Array | None) -> jax.Array:
+    """Softmax attention with per-head batched matmuls; ``q [B,Nq,C]``, ``k, v [B,N,C]``."""
+    batch, nq, c = q.shape
+    head_dim = c // num_heads
+    heads = lambda a: a.reshape(a.shape[0], a.shape[1], num_heads, head_dim)  # noqa: E731
+    logits = jnp.einsum("bqhd,bkhd->bhqk", heads(q * (head_dim**-0.5)), heads(k))
+    if key_valid is not None:
+        # A finite floor (not -inf) keeps rows with no valid key finite; such rows
+        # belong to padding slots whose outputs are never used.
+        floor = jnp.finfo(logits.dtype).min
+        logits = jnp.where(key_valid[:, None, None, :], logits, floor)
+    weights = jax.nn.softmax(logits, axis=-1)
+    return jnp.einsum("bhqk,bkhd->bqhd", weights, heads(v)).reshape(batch, nq, c)
+
+
+def _leading_rows(shared: jax.Array | None, x: jax.Array, n: int) -> jax.Array:
+    """The first ``n`` rows of ``[shared; x]`` (``shared [P, C]`` broadcast over the batch)."""
+    if shared is None:
+        return x[:, :n]
+    batch = x.shape[0]
+    head = jnp.broadcast_to(shared[None, :n], (batch, min(n, shared.shape[0]), shared.shape[1]))
+    if n <= shared.shape[0]:
+        return head
+    return jnp.concatenate([head, x[:, : n - shared.shape[0]]], axis=1)
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention with one fused qkv projection (timm layout)."""
+    """Multi-head self-attention with one fused qkv projection (timm layout).
+
+    ``__call__(x, key_valid=None, *, shared=None, queries=None)``:
+
+    * ``x``: ``[B, N, C]``; ``key_valid``: optional ``[B, P + N]``, False = the key
+      gets zero weight.
+    * ``shared``: optional ``[P, C]`` rows that every sequence has, in front of its own
+      ``x`` rows (MIMEx's cls token, or a mask token at each position). Their
+      projections are computed once instead of once per sequence.
+    * ``queries``: only the first ``queries`` of the ``P + N`` rows attend and are
+      returned; the rest are keys and values only, and their query projection is
+      skipped. Default: all rows.
+
+    Returns ``[B, queries or P + N, C]``.
+    """
 
     dim: int
     num_heads: int
 
     @nn.compact
-    def __call__(self, x: jax.Array, key_valid: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, key_valid: jax.Array | None = None, *,
+                 shared: jax.Array | None = None, queries: int | None = None) -> jax.Array:
         batch, n, c = x.shape
-        head_dim = c // self.num_heads
-        qkv = _dense(3 * c, "qkv")(x)
-        if 0 < n <= FEW_TOKENS:
-            q, k, v = qkv[..., :c], qkv[..., c:2 * c], qkv[..., 2 * c:]
-            return _dense(c, "proj")(_few_token_attention(q, k, v, self.num_heads, key_valid))
-        qkv = qkv.reshape(batch, n, 3, self.num_heads, head_dim)
-        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, N, H, hd]
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q * (head_dim**-0.5), k)
-        if key_valid is not None:
-            # A finite floor (not -inf) keeps rows with no valid key finite; such rows
-            # belong to padding slots whose outputs are never used.
-            floor = jnp.finfo(logits.dtype).min
-            logits = jnp.where(key_valid[:, None, None, :], logits, floor)
-        weights = jax.nn.softmax(logits, axis=-1)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(batch, n, c)
+        p = 0 if shared is None else shared.shape[0]
+        nq = p + n if queries is None else queries
+        kernel, bias = DenseParams(3 * c, name="qkv")(c)
+        # Rows p..nq-1 of x need all of q, k, v; the others only k and v.
+        x_queries = max(0, nq - p)
+        if x_queries == n:
+            qkv = linear(x, kernel, bias)
+            xq, xkv = qkv[..., :c], qkv[..., c:]
+        else:
+            xkv = linear(x, kernel[:, c:], bias[c:])
+            xq = linear(x[:, :x_queries], kernel[:, :c], bias[:c]) if x_queries else None
+        if shared is not None:
+            sqkv = linear(shared, kernel, bias)  # [P, 3C], once for every sequence
+            q = _leading_rows(sqkv[:, :c], xq, nq) if xq is not None else sqkv[None, :nq, :c]
+        else:
+            q = xq
+        if 0 < p + n <= FEW_TOKENS:
+            keys = [] if shared is None else [sqkv[j, None, c:2 * c] for j in range(p)]
+            values = [] if shared is None else [sqkv[j, None, 2 * c:] for j in range(p)]
+            keys += [xkv[:, j, :c] for j in range(n)]
+            values += [xkv[:, j, c:] for j in range(n)]
+            out = _few_token_attention(q, keys, values, self.num_heads, key_valid)
+        else:
+            kv = _leading_rows(None if shared is None else sqkv[:, c:], xkv, p + n)
+            q = jnp.broadcast_to(q, (batch,) + q.shape[1:])
+            out = _general_attention(q, kv[..., :c], kv[..., c:], self.num_heads, key_valid)
+        out = jnp.broadcast_to(out, (batch,) + out.shape[1:])
         return _dense(c, "proj")(out)
 
 
@@ -150,9 +206,15 @@ class Block(nn.Module):
     mlp_ratio: float = 4.0
 
     @nn.compact
-    def __call__(self, x: jax.Array, key_valid: jax.Array | None = None) -> jax.Array:
-        x = x + Attention(self.dim, self.num_heads, name="attn")(
-            layer_norm("norm1")(x), key_valid
-        )
+    def __call__(self, x: jax.Array, key_valid: jax.Array | None = None, *,
+                 shared: jax.Array | None = None, queries: int | None = None) -> jax.Array:
+        """``x [B, N, C]`` -> ``[B, queries or P + N, C]``; ``shared``/``queries`` as in
+        :class:`Attention` (``shared`` rows are residual-stream values, normalised here)."""
+        norm1 = layer_norm("norm1")
+        n_out = x.shape[1] + (0 if shared is None else shared.shape[0])
+        n_out = n_out if queries is None else queries
+        x = _leading_rows(shared, x, n_out) + Attention(self.dim, self.num_heads, name="attn")(
+            norm1(x), key_valid, shared=None if shared is None else norm1(shared),
+            queries=queries)
         hidden = int(self.dim * self.mlp_ratio)
         return x + Mlp(self.dim, hidden, name="mlp")(layer_norm("norm2")(x))

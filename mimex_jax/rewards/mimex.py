@@ -149,6 +149,11 @@ class MIMExConfig:
         return self.mask_distribution.max_kept(self.seq_len, self.mask_ratio)
 
 
+# The cls token enters the first encoder block as a row shared by all sequences (its
+# LayerNorm and q/k/v computed once). False: one copy per sequence, as the original;
+# same numbers up to float rounding (benchmarks/reward_model_ablation.py compares).
+SHARED_CLS = True
+
 # Above this many (position, slot) pairs the kept tokens are placed by one einsum.
 UNROLLED_PLACEMENT = 64
 
@@ -178,10 +183,20 @@ class MaskedSequenceModel(nn.Module):
 
     ``__call__(seq [B,T,D], mask) -> pred [B,T,D]``; mask is ``[B,T]`` (True = masked)
     or ``[B,T,D]`` with ``mask_all``. ``num_slots`` is the static encoder slot count K.
+
+    ``masked_only=True`` (token masking; what the loss and the reward use) computes the
+    predictions of the masked positions only; rows of kept positions then hold
+    predictions the loss never reads. The decoder's tokens are laid out as: a mask
+    token at every position (rows shared by all sequences, projected once), then the
+    cls and kept tokens as keys and values only. Mask tokens at kept positions are
+    excluded as keys, so every masked position attends to exactly the tokens it
+    attends to in the original; the cls and kept tokens' own outputs, which the loss
+    does not use, are not computed.
     """
 
     cfg: MIMExConfig
     num_slots: int
+    masked_only: bool = False
 
     def _blocks(self, prefix: str, n: int, dim: int, heads: int) -> list[Block]:
         return [Block(dim, heads, self.cfg.mlp_ratio, name=f"{prefix}_{i}") for i in range(n)]
@@ -197,7 +212,8 @@ class MaskedSequenceModel(nn.Module):
         cfg = self.cfg
         batch, t, d = seq.shape
         dec = cfg.decoder_embed_dim
-        dec_pe = jnp.asarray(sinusoidal_table(t, dec))
+        dec_table = sinusoidal_table(t, dec)
+        dec_pe = jnp.asarray(dec_table)
 
         if cfg.mask_all:
             x = self._dense(dec, "encoder_embed")(seq * (~mask).astype(seq.dtype)) + dec_pe
@@ -207,45 +223,82 @@ class MaskedSequenceModel(nn.Module):
             for blk in self._blocks("decoder_blocks", cfg.decoder_depth, dec,
                                     cfg.decoder_num_heads):
                 x = blk(x)
+            x = x[:, 1:] if cfg.use_cls else x  # the cls output is not predicted
         else:
             e = cfg.embed_dim
             k = self.num_slots
             # Kept tokens first, in position order; slot j is real iff j < #kept.
             order = jnp.argsort(mask, axis=-1, stable=True)
             slots = order[:, :k]
-            valid = ~jnp.take_along_axis(mask, slots, axis=-1)
+            kept_valid = ~jnp.take_along_axis(mask, slots, axis=-1)
             # Gather the raw inputs first: the per-token Linear then runs on K tokens
             # instead of T, and no gradient has to flow back through the gather.
             kept_seq = jnp.take_along_axis(seq, slots[..., None], axis=1)
             pe = jnp.asarray(sinusoidal_table(t, e))[slots]
             x = self._dense(e, "encoder_embed")(kept_seq) + pe
+            blocks = self._blocks("blocks", cfg.depth, e, cfg.num_heads)
             if cfg.use_cls:
-                cls = jnp.broadcast_to(self._token("cls_token", e), (batch, 1, e))
-                x = jnp.concatenate([cls, x], axis=1)
-                valid = jnp.concatenate([jnp.ones((batch, 1), bool), valid], axis=1)
-            for blk in self._blocks("blocks", cfg.depth, e, cfg.num_heads):
+                # The cls token is the same for every sequence: in the first block its
+                # normalised value and q/k/v are computed once (``shared`` rows).
+                valid = jnp.concatenate([jnp.ones((batch, 1), bool), kept_valid], axis=1)
+                cls = self._token("cls_token", e)
+                if SHARED_CLS:
+                    x = blocks[0](x, valid, shared=cls[0])
+                    blocks = blocks[1:]
+                else:
+                    x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, e)), x], axis=1)
+            else:
+                valid = kept_valid
+            for blk in blocks:
                 x = blk(x, valid)
             x = layer_norm("norm")(x)
             x = self._dense(dec, "decoder_embed")(x)
             mask_token = self._token("mask_token", dec).astype(x.dtype)
-            kept_tokens = x[:, 1:] if cfg.use_cls else x
-            if k > 0:
-                # Position p's slot index is its rank in `order` (< #kept when p is kept).
-                slot_of_pos = jnp.argsort(order, axis=-1)
-                onehot = (slot_of_pos[..., None] == jnp.arange(k)).astype(kept_tokens.dtype)
-                tokens = _place(onehot, kept_tokens)
-                tokens = jnp.where(mask[..., None], mask_token, tokens)
+            blocks = self._blocks("decoder_blocks", cfg.decoder_depth, dec,
+                                  cfg.decoder_num_heads)
+            if self.masked_only:
+                x = self._decode_masked(blocks, x, mask_token[0, 0] + dec_pe,
+                                        jnp.asarray(dec_table)[slots], mask, valid)
             else:
-                tokens = jnp.broadcast_to(mask_token, (batch, t, dec))
-            tokens = tokens + dec_pe
-            x = jnp.concatenate([x[:, :1], tokens], axis=1) if cfg.use_cls else tokens
-            for blk in self._blocks("decoder_blocks", cfg.decoder_depth, dec,
-                                    cfg.decoder_num_heads):
-                x = blk(x)
-        # Drop the cls output before the (per-token) head: identical, and cheaper.
-        x = x[:, 1:] if cfg.use_cls else x
+                x = self._decode_all(blocks, x, mask_token, dec_pe, order, mask)
         x = layer_norm("decoder_norm")(x)
         return self._dense(d, "decoder_pred")(x)
+
+    def _decode_masked(self, blocks: list[Block], x: jax.Array, mask_rows: jax.Array,
+                       kept_pe: jax.Array, mask: jax.Array, valid: jax.Array) -> jax.Array:
+        """Decoder outputs ``[B,T,dec]`` whose rows at the masked positions are exact."""
+        t = mask_rows.shape[0]
+        x = jnp.concatenate([x[:, :1], x[:, 1:] + kept_pe], axis=1) if self.cfg.use_cls \
+            else x + kept_pe
+        # Keys: the mask token at each position (valid where masked), then cls and kept.
+        key_valid = jnp.concatenate([mask, valid], axis=1)
+        last = len(blocks) - 1
+        x = blocks[0](x, key_valid, shared=mask_rows, queries=t if last == 0 else None)
+        for i, blk in enumerate(blocks[1:], start=1):
+            x = blk(x, key_valid, queries=t if i == last else None)
+        return x
+
+    def _decode_all(self, blocks: list[Block], x: jax.Array, mask_token: jax.Array,
+                    dec_pe: jax.Array, order: jax.Array, mask: jax.Array) -> jax.Array:
+        """The original's decoder: kept tokens back at their positions, mask tokens elsewhere."""
+        cfg = self.cfg
+        batch, t = mask.shape
+        k = self.num_slots
+        kept_tokens = x[:, 1:] if cfg.use_cls else x
+        if k > 0:
+            # Position p's slot index is its rank in `order` (< #kept when p is kept).
+            slot_of_pos = jnp.argsort(order, axis=-1)
+            onehot = (slot_of_pos[..., None] == jnp.arange(k)).astype(kept_tokens.dtype)
+            tokens = _place(onehot, kept_tokens)
+            tokens = jnp.where(mask[..., None], mask_token, tokens)
+        else:
+            tokens = jnp.broadcast_to(mask_token, (batch, t, x.shape[-1]))
+        tokens = tokens + dec_pe
+        x = jnp.concatenate([x[:, :1], tokens], axis=1) if cfg.use_cls else tokens
+        for blk in blocks:
+            x = blk(x)
+        # Drop the cls output before the (per-token) head: identical, and cheaper.
+        return x[:, 1:] if cfg.use_cls else x
 
 
 # ----------------------------------------------------------------------------- loss
@@ -299,11 +352,21 @@ def _check_inputs(cfg: MIMExConfig, seq: jax.Array, mask: jax.Array | None = Non
                 "with at least one True per sequence (the loss averages over masked entries)")
 
 
+def _static_slots(cfg: MIMExConfig, mask: jax.Array, num_slots: int | None) -> int:
+    if num_slots is not None:
+        return num_slots
+    if cfg.mask_all:
+        return cfg.seq_len
+    if is_concrete(mask):
+        return int(np.max(np.sum(~np.asarray(mask), axis=-1)))
+    return cfg.encoder_slots if cfg.encoder_slots is not None else cfg.seq_len
+
+
 def mimex_apply(
     params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
     *, num_slots: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Per-sequence loss ``[B]`` and predictions for given masks.
+    """Per-sequence loss ``[B]`` and predictions (at every position) for given masks.
 
     ``mask`` is ``[B,T]`` (``[B,T,D]`` with ``mask_all``), True = masked, or has a
     leading ``n_mask`` axis, in which case predictions are ``[n_mask,B,T,D]`` and the
@@ -312,19 +375,14 @@ def mimex_apply(
     from the config, else ``T`` (always correct, slower).
     """
     _check_inputs(cfg, seq, mask)
-    if num_slots is None:
-        if cfg.mask_all:
-            num_slots = cfg.seq_len
-        elif is_concrete(mask):
-            num_slots = int(np.max(np.sum(~np.asarray(mask), axis=-1)))
-        else:
-            num_slots = cfg.encoder_slots if cfg.encoder_slots is not None else cfg.seq_len
-    return _apply_jit(params, cfg, seq, mask, num_slots)
+    return _apply_jit(params, cfg, seq, mask, _static_slots(cfg, mask, num_slots))
 
 
 def _apply(params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
-           num_slots: int) -> tuple[jax.Array, jax.Array]:
-    model = MaskedSequenceModel(cfg, num_slots)
+           num_slots: int, masked_only: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Loss and predictions; ``masked_only`` predicts the masked positions only (the
+    loss is the same; see :class:`MaskedSequenceModel`)."""
+    model = MaskedSequenceModel(cfg, num_slots, masked_only=masked_only and not cfg.mask_all)
     per_draw_ndim = 3 if cfg.mask_all else 2
 
     def one(m: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -337,16 +395,25 @@ def _apply(params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
     return jnp.mean(losses, axis=0), preds
 
 
+def _loss(params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
+          num_slots: int) -> jax.Array:
+    """Per-sequence loss ``[B]``: the reward and the training loss."""
+    return _apply(params, cfg, seq, mask, num_slots, masked_only=True)[0]
+
+
 # Compiled once per (config, slot count, shapes); inlined when called under a user's jit.
-_apply_jit = jax.jit(_apply, static_argnums=(1, 4))
+_apply_jit = jax.jit(_apply, static_argnums=(1, 4, 5))
+_loss_jit = jax.jit(_loss, static_argnums=(1, 4))
 
 
 def mimex_loss(
     params: Any, cfg: MIMExConfig, seq: jax.Array, mask: jax.Array,
     *, num_slots: int | None = None,
 ) -> jax.Array:
-    """Per-sequence MIMEx loss ``[B]`` (the intrinsic reward); see :func:`mimex_apply`."""
-    return mimex_apply(params, cfg, seq, mask, num_slots=num_slots)[0]
+    """Per-sequence MIMEx loss ``[B]`` (the intrinsic reward); arguments as
+    :func:`mimex_apply`. Computes the masked positions' predictions only."""
+    _check_inputs(cfg, seq, mask)
+    return _loss_jit(params, cfg, seq, mask, _static_slots(cfg, mask, num_slots))
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -438,9 +505,9 @@ def mimex(cfg: MIMExConfig) -> IntrinsicReward:
         mask = draw(state, seq, key)
         chunk = microbatch_size(cfg, seq.shape[0])
         if chunk == seq.shape[0]:
-            return _apply(state.params, cfg, seq, mask, num_slots)[0]
+            return _loss(state.params, cfg, seq, mask, num_slots)
         xs = (_chunks(seq, chunk, 0), _chunks(mask, chunk, 1 if cfg.n_mask > 1 else 0))
-        per = jax.lax.map(lambda x: _apply(state.params, cfg, x[0], x[1], num_slots)[0], xs)
+        per = jax.lax.map(lambda x: _loss(state.params, cfg, x[0], x[1], num_slots), xs)
         return per.reshape(-1)
 
     @jax.jit
@@ -451,7 +518,7 @@ def mimex(cfg: MIMExConfig) -> IntrinsicReward:
         chunk = microbatch_size(cfg, total)
 
         def sum_loss(params: Any, s: jax.Array, m: jax.Array) -> tuple[jax.Array, jax.Array]:
-            per_seq = _apply(params, cfg, s, m, num_slots)[0]
+            per_seq = _loss(params, cfg, s, m, num_slots)
             return jnp.sum(per_seq) / total, per_seq
 
         grad_fn = jax.value_and_grad(sum_loss, has_aux=True)
