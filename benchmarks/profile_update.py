@@ -7,7 +7,8 @@ of every XLA op. Prints:
 * the share of op time in ops that contain a matmul (``dot``) and what they achieve in
   GFLOP/s (FLOPs read from the optimized HLO), against everything else;
 * op time by model part (encoder blocks, decoder, head, loss, ...) and direction
-  (forward / backward), and the slowest single ops;
+  (forward / backward), by kind of op (matmuls in YNNPACK or in XLA's own dot,
+  YNNPACK reductions, XLA loop fusions, ...), and the slowest single ops;
 * CPU time over wall time for a few untraced updates (how many cores are kept busy);
 * the machine's memory stream rate for an array that fits in cache and one that does not.
 
@@ -91,6 +92,21 @@ def dot_flops(text: str, hlo: str) -> int:
     return total
 
 
+def op_kind(name: str, line: str, flops: int) -> str:
+    """Coarse class of an XLA:CPU op: which library runs it and what it does."""
+    custom = "__ynn_fusion" in line or name.startswith("ynn_fusion")
+    if flops:
+        return "matmul (YNNPACK fusion)" if custom else "matmul (XLA/Eigen dot)"
+    if custom:
+        return "reduction (YNNPACK fusion)"
+    opcode = re.match(r"\S+ (\w[\w-]*)\(", line)
+    op = opcode.group(1) if opcode else name.split(".")[0]
+    if op == "fusion":
+        return "transposing copy" if name.startswith(("copy", "transpose")) else \
+            "elementwise/reduce loop fusion"
+    return op
+
+
 def stream_rate(n: int) -> float:
     """GB/s of ``x * 2 + 1`` over ``n`` float32 values (read + write)."""
     x = jax.random.normal(jax.random.key(0), (n,))
@@ -112,6 +128,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16384)
     p.add_argument("--updates", type=int, default=2, help="traced updates")
     p.add_argument("--top", type=int, default=15, help="slowest single ops to list")
+    p.add_argument("--kind", default=None,
+                   help="list the slowest ops of this kind only (e.g. 'reduction')")
     args = p.parse_args()
     names = patches_of(args.variant)
     if names is None:
@@ -146,6 +164,7 @@ def main() -> None:
     total = sum(sec for sec, _ in times.values())
     dot_s = dot_gflop = 0.0
     by_part: dict[tuple[str, str], float] = collections.Counter()
+    by_kind: dict[str, float] = collections.Counter()
     rows = []
     for name, (sec, runs) in times.items():
         line = lines.get(name, "")
@@ -158,10 +177,12 @@ def main() -> None:
             "forward" if "jvp" in where else "outside grad"
         part = re.search(PARTS, where)
         by_part[(part.group(1).strip("/") if part else "other", direction)] += sec
+        by_kind[op_kind(name, line, flops)] += sec
         if flops:
             dot_s += sec
             dot_gflop += flops * runs / 1e9
-        rows.append((sec, name, line.split(" ")[0], where[-70:]))
+        if args.kind is None or args.kind in op_kind(name, line, flops):
+            rows.append((sec, name, line.split(" ")[0], where[-70:]))
 
     print(f"variant {args.variant}: op time {total * 1e3:.0f} ms per update; "
           f"{cores:.2f} cores busy (CPU time / wall, untraced)")
@@ -171,7 +192,10 @@ def main() -> None:
     print("\n| part | direction | ms per update | share |\n|---|---|---|---|")
     for (part, direction), sec in sorted(by_part.items(), key=lambda kv: -kv[1]):
         print(f"| {part} | {direction} | {sec * 1e3:.1f} | {100 * sec / total:.1f}% |")
-    print(f"\nslowest {args.top} ops (ms per update, all loop iterations):")
+    print("\n| kind of op | ms per update | share |\n|---|---|---|")
+    for kind, sec in sorted(by_kind.items(), key=lambda kv: -kv[1]):
+        print(f"| {kind} | {sec * 1e3:.1f} | {100 * sec / total:.1f}% |")
+    print(f"\nslowest {args.top} {args.kind or ''} ops (ms per update, all loop iterations):")
     for sec, name, shape, where in sorted(rows, reverse=True)[:args.top]:
         print(f"  {sec * 1e3:7.1f}  {name:28s} {shape:26s} {where}")
     print(f"\nmemory stream rate: {stream_rate(2 ** 21):.1f} GB/s on an 8 MB array, "

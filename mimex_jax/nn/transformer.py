@@ -73,20 +73,38 @@ def _few_token_attention(q: jax.Array, keys: list[jax.Array], values: list[jax.A
     """Softmax attention over at most ``FEW_TOKENS`` keys without per-head tiny matmuls.
 
     ``q``: ``[B, Nq, C]`` with the heads side by side in ``C``; ``keys``/``values``: one
-    ``[B, C]`` array per key. Any of them may have batch size 1 (rows shared by every
-    sequence): their products are then computed once. With two or six tokens,
-    ``B x heads`` batched ``N x N`` matmuls are mostly overhead on CPU. Here, key by
-    key, the queries are multiplied elementwise by that key and a ``[C, heads]`` 0/1
-    matrix sums each head's channels (one large matmul); the softmax over the keys is
-    unrolled; the weights are spread back over the channels by the transposed matrix.
+    ``[B, C]`` array per key. ``q`` and any key/value pair may instead have batch size 1
+    (rows shared by every sequence). With two or six tokens, ``B x heads`` batched
+    ``N x N`` matmuls are mostly overhead on CPU. Here a ``[C, heads]`` 0/1 matrix sums
+    each head's channels: per-sequence keys multiply the queries elementwise and one
+    matmul sums the heads; shared keys (or shared queries) are folded into that matrix,
+    so all their logits come from one matmul. The softmax over the keys is unrolled;
+    the weights of shared values are applied by one matmul, those of per-sequence
+    values spread back over the channels by the transposed 0/1 matrix.
     """
-    c = q.shape[-1]
+    nq, c = q.shape[1], q.shape[2]
     head_dim = c // num_heads
     head_of = np.kron(np.eye(num_heads, dtype=np.float32), np.ones((head_dim, 1), np.float32))
     sum_heads = jnp.asarray(head_of, q.dtype)  # [C, H]
     spread = jnp.asarray(head_of.T, q.dtype)  # [H, C]
     scaled = q * (head_dim**-0.5)
-    logits = [(scaled * k[:, None, :]) @ sum_heads for k in keys]  # per key: [B, Nq, H]
+    shared = [j for j, k in enumerate(keys) if k.shape[0] == 1]
+    own = [j for j, k in enumerate(keys) if k.shape[0] != 1]
+    logits: list[jax.Array | None] = [None] * len(keys)
+    if shared:
+        # [C, S*H]: column (i, h) holds shared key i's channels of head h.
+        kmat = jnp.concatenate([keys[j][0, :, None] * sum_heads for j in shared], axis=1)
+        both = scaled @ kmat  # [Bq, Nq, S*H]
+        for i, j in enumerate(shared):
+            logits[j] = both[..., i * num_heads:(i + 1) * num_heads]
+    if own and q.shape[0] == 1:
+        # Shared queries: [C, Nq*H], so each per-sequence key needs one [B, C] matmul.
+        qmat = (scaled[0].T[:, :, None] * sum_heads[:, None, :]).reshape(c, nq * num_heads)
+        for j in own:
+            logits[j] = (keys[j] @ qmat).reshape(-1, nq, num_heads)
+    else:
+        for j in own:
+            logits[j] = (scaled * keys[j][:, None, :]) @ sum_heads  # [B, Nq, H]
     if key_valid is not None:
         floor = jnp.finfo(q.dtype).min
         logits = [jnp.where(key_valid[:, None, j, None], col, floor)
@@ -100,9 +118,14 @@ def _few_token_attention(q: jax.Array, keys: list[jax.Array], values: list[jax.A
     for e in exps[1:]:
         total = total + e
     inv = 1.0 / total
-    out = ((exps[0] * inv) @ spread) * values[0][:, None, :]
-    for e, v in zip(exps[1:], values[1:], strict=True):
-        out = out + ((e * inv) @ spread) * v[:, None, :]
+    out = None
+    if shared:
+        # [S*H, C]: row (i, h) holds shared value i's channels of head h, zeros elsewhere.
+        vmat = jnp.concatenate([spread * values[j][0] for j in shared], axis=0)
+        out = jnp.concatenate([exps[j] * inv for j in shared], axis=-1) @ vmat
+    for j in own:
+        term = ((exps[j] * inv) @ spread) * values[j][:, None, :]
+        out = term if out is None else out + term
     return out
 
 
