@@ -21,7 +21,9 @@ Fast path: the encoder runs on a static number ``K`` of gathered token slots (th
 most tokens any mask can keep), not on all ``T``; slots beyond a sequence's actual kept
 count are excluded from attention by a key-padding mask. At T=5 and ratio 0.7 that is
 2 encoder tokens (cls + 1) instead of 6. ``K = T`` is the general path; both give the
-same numbers for every mask that keeps at most ``K`` tokens.
+same numbers for every mask that keeps at most ``K`` tokens. The loss (reward and training
+loss, :func:`mimex_loss`) also runs the decoder only for the masked positions (see
+:class:`MaskedSequenceModel`); :func:`mimex_apply` returns predictions at every position.
 """
 
 from __future__ import annotations
