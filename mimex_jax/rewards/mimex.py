@@ -214,8 +214,7 @@ class MaskedSequenceModel(nn.Module):
         cfg = self.cfg
         batch, t, d = seq.shape
         dec = cfg.decoder_embed_dim
-        dec_table = sinusoidal_table(t, dec)
-        dec_pe = jnp.asarray(dec_table)
+        dec_pe = jnp.asarray(sinusoidal_table(t, dec))
 
         if cfg.mask_all:
             x = self._dense(dec, "encoder_embed")(seq * (~mask).astype(seq.dtype)) + dec_pe
@@ -259,8 +258,8 @@ class MaskedSequenceModel(nn.Module):
             blocks = self._blocks("decoder_blocks", cfg.decoder_depth, dec,
                                   cfg.decoder_num_heads)
             if self.masked_only:
-                x = self._decode_masked(blocks, x, mask_token[0, 0] + dec_pe,
-                                        jnp.asarray(dec_table)[slots], mask, valid)
+                x = self._decode_masked(blocks, x, mask_token[0, 0] + dec_pe, dec_pe[slots],
+                                        mask, valid)
             else:
                 x = self._decode_all(blocks, x, mask_token, dec_pe, order, mask)
         x = layer_norm("decoder_norm")(x)
