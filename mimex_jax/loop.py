@@ -90,11 +90,9 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
                                       in_shardings=(state_sh, member_sh),
                                       out_shardings=(state_sh, metrics_sh))
     init_fn = jit_init(init_v)
-    if sweep and mesh is None:
-        init_fn = _member_by_member(jax.jit(init))
-    elif mesh is not None:
-        init_fn = _placed_init(init_fn, _member_by_member(jax.jit(init)) if sweep else
-                               jax.jit(init), state_sh)
+    if mesh is not None:
+        init_fn = _placed_init(init_fn, jax.jit(jax.vmap(init)) if sweep else jax.jit(init),
+                               state_sh)
     cache: dict[int, Callable] = {}
 
     def chunk(length: int) -> Callable:
@@ -127,34 +125,13 @@ def state_template(runner: Runner, key: jax.Array, hparams: HParams) -> TrainSta
                         template, runner.state_sharding)
 
 
-def _member_by_member(init_one: Callable[[jax.Array, HParams], TrainState]
-                      ) -> Callable[[jax.Array, HParams], TrainState]:
-    """A sweep's ``init`` that runs the single-member ``init`` per member and stacks.
-
-    The vmapped ``init`` of the RND, ICM and MIMEx reward models can hang forever on the
-    CPU backend of jaxlib 0.10 (every XLA worker thread waits; reproduced with a batch of
-    two RND inits), while the unvmapped one and the vmapped training steps run fine.
-    Initialisation happens once per run, so doing it member by member costs little; the
-    values are the same as the vmapped ones.
-    """
-
-    def init(keys: jax.Array, hps: HParams) -> TrainState:
-        states = [init_one(keys[i], jax.tree.map(lambda x, i=i: x[i], hps))
-                  for i in range(keys.shape[0])]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-
-    return init
-
-
 def _placed_init(sharded_init: Callable, local_init: Callable, state_sh: TrainState
                  ) -> Callable[[jax.Array, HParams], TrainState]:
     """``init`` for a mesh: the single-device init on every process, then placed.
 
-    Initialisation runs once, so it is done as the plain program (member by member for a
-    sweep) on host copies of the keys and hparams, and the state is then laid out on the
-    mesh (each process placing its own shards). A partitioned init brings nothing but XLA
-    CPU trouble: the hang of vmapped inits (:func:`_member_by_member`) and QR-based
-    orthogonal initialisers (RND) that crawl when split over forced host devices. Traced
+    Initialisation runs once, so it is done as the plain (vmapped, for a sweep) program on
+    host copies of the keys and hparams, and the state is then laid out on the mesh (each
+    process placing its own shards); partitioning a program that runs once buys nothing. Traced
     (``jax.eval_shape``), it is the partitioned program; :func:`state_template` adds the
     shardings to its shapes.
     """

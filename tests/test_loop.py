@@ -94,11 +94,17 @@ def test_evaluate_reports_one_finished_episode_per_env(runner: loop.Runner) -> N
         make_evaluate(CFG, episodes=0)
 
 
-def test_sweep_init_member_by_member_equals_vmapped_init() -> None:
-    """The sweep runner initialises members one by one (a vmapped RND/ICM/MIMEx init can
-    hang on jaxlib 0.10's CPU backend); the result must equal the vmapped init."""
-    init = make_train(CFG)[0]
+def test_sweep_init_equals_member_by_member_init() -> None:
+    """The sweep runner's vmapped init gives every member the state of its own init."""
+    init = jax.jit(make_train(CFG)[0])
     hps, _ = grid(k_expl=[0.0, 0.5], mask_ratio=[0.7, 0.7])
     keys = jax.numpy.stack([jax.random.key(i) for i in range(4)])
     stacked = loop.make_runner(CFG, sweep=True).init(keys, hps)
-    _leaves_equal(stacked, jax.jit(jax.vmap(init))(keys, hps))
+    one_by_one = [init(keys[i], jax.tree.map(lambda x, i=i: x[i], hps)) for i in range(4)]
+    # Equal up to float rounding: the batched Gram-Schmidt matvecs of the orthogonal
+    # initialiser may sum in another order than the unbatched ones.
+    for x, y in zip(jax.tree.leaves(stacked), jax.tree.leaves(
+            jax.tree.map(lambda *xs: jax.numpy.stack(xs), *one_by_one)), strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)

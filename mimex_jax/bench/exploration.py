@@ -284,14 +284,11 @@ def with_mimex(cfg: TrainConfig, **over: Any) -> TrainConfig:
 
 
 def init_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]]) -> Any:
-    """The sweep's initial state, member by member (seed, hparams), stacked.
-
-    The vmapped init of the rnd/icm/mimex reward states hangs on jaxlib 0.10 CPU (see the
-    README's known issue); the unvmapped init run per member gives the same state.
-    """
-    init = jax.jit(make_train(cfg)[0])
-    states = [init(jax.random.key(s), hp) for s, hp in members]
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    """The sweep's initial state for its members (seed, hparams), stacked on axis 0."""
+    keys = jnp.stack([jax.random.key(s) for s, _ in members])
+    hps = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]),
+                       *[hp for _, hp in members])
+    return jax.jit(jax.vmap(make_train(cfg)[0]))(keys, hps)
 
 
 def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chunk: int,

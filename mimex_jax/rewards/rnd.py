@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from mimex_jax.nn.init import orthogonal
 from mimex_jax.nn.mlp import TorchMLP
 from mimex_jax.rewards.base import (
     IntrinsicReward,
@@ -54,7 +55,7 @@ class RNDNetworks(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         sizes = (self.cfg.hidden_dim, self.cfg.hidden_dim, self.cfg.feature_dim)
-        init = nn.initializers.orthogonal(math.sqrt(2.0))
+        init = orthogonal(math.sqrt(2.0))
         pred = TorchMLP(sizes, init, zero_bias=True, name="predictor")(obs)
         target = TorchMLP(sizes, init, zero_bias=True, name="target")(obs)
         return pred, target

@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mimex_jax.nn.init import orthogonal
+
 _ACTIVATIONS = {"selu": nn.selu, "elu": nn.elu, "tanh": nn.tanh, "relu": nn.relu,
                 "silu": nn.silu}
 
@@ -79,9 +81,9 @@ class _MLP(nn.Module):
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         f = activation(self.act)
         for i, h in enumerate(self.hidden):
-            x = f(nn.Dense(h, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)),
+            x = f(nn.Dense(h, kernel_init=orthogonal(math.sqrt(2.0)),
                            name=f"hidden_{i}")(x))
-        y = nn.Dense(self.out, kernel_init=nn.initializers.orthogonal(self.out_gain),
+        y = nn.Dense(self.out, kernel_init=orthogonal(self.out_gain),
                      name="head")(x)
         return y, x
 
