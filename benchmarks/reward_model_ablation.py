@@ -60,7 +60,7 @@ def patched(names: set[str]) -> Iterator[None]:
     model = MIMEX_MODULE.MaskedSequenceModel
     saved = (transformer.layer_norm, MIMEX_MODULE.layer_norm, transformer._dense,
              model._dense, transformer.FEW_TOKENS, transformer.gelu, MIMEX_MODULE._loss,
-             transformer.linear, MIMEX_MODULE.SHARED_CLS)
+             transformer.linear)
     try:
         if "fastln" in names:
             fast = lambda name: nn.LayerNorm(epsilon=transformer.LN_EPS, name=name)  # noqa: E731
@@ -73,16 +73,14 @@ def patched(names: set[str]) -> Iterator[None]:
             transformer.FEW_TOKENS = 0
         if "erfcgelu" in names:
             transformer.gelu = lambda x: jax.nn.gelu(x, approximate=False)
-        if "copiedcls" in names:
-            MIMEX_MODULE.SHARED_CLS = False
         if "alldecoder" in names:
             apply = MIMEX_MODULE._apply
             MIMEX_MODULE._loss = lambda *args: apply(*args, masked_only=False)[0]
         yield
     finally:
         (transformer.layer_norm, MIMEX_MODULE.layer_norm, transformer._dense, model._dense,
-         transformer.FEW_TOKENS, transformer.gelu, MIMEX_MODULE._loss, transformer.linear,
-         MIMEX_MODULE.SHARED_CLS) = saved
+         transformer.FEW_TOKENS, transformer.gelu, MIMEX_MODULE._loss, transformer.linear
+         ) = saved
 
 
 BEFORE = {"flaxdense", "generalattn", "erfcgelu", "alldecoder", "copiedcls"}
@@ -109,6 +107,8 @@ def build(variant: str, seq: jax.Array):
     elif names is None:
         raise ValueError(f"variant {variant!r} is unknown; allowed: default, depth2, mb<N>, "
                          f"before, {', '.join(PATCHES)}")
+    if "copiedcls" in (names or set()):
+        kw["shared_cls"] = False  # a config switch, not a patched building block
     with patched(names or set()):
         fn = mimex(MIMExConfig(seq_len=seq.shape[1], feature_dim=seq.shape[2], **kw))
         batch = RewardBatch(seq=seq)

@@ -36,13 +36,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from mimex_jax.agents.ppo import networks
 from mimex_jax.envs import SUITES
-from mimex_jax.rewards import MIMExConfig
-from mimex_jax.trainer import HParams, TrainConfig
+from mimex_jax.rewards import MIMExConfig, registry
+from mimex_jax.rewards.mimex import slots_needed
+from mimex_jax.trainer import (
+    HParams,
+    TrainConfig,
+    bonus_settings,
+    size_for_sweep,
+    with_bonus_settings,
+)
 
 __all__ = [
     "BACKENDS",
@@ -533,12 +539,32 @@ class _Builder:
         kwargs = self.typed(body, _hints(TrainConfig), "train", {
             "env_kwargs": mapping("train.env_kwargs", True),
             "mimex": mapping("train.mimex", False),
+            "bonus": mapping("train.bonus", False),
         })
         if "mimex" in kwargs:
             hints = _hints(MIMExConfig)
             typed = self.typed(dict(kwargs["mimex"]), hints, "train.mimex")
             kwargs["mimex"] = tuple(sorted(typed.items()))
+        if kwargs.get("bonus"):
+            reward = kwargs.get("reward", TrainConfig.reward)
+            spec = self.construct(registry.get, {"name": reward}, "train.reward")
+            settable = spec.settable()
+            for key, _ in kwargs["bonus"]:
+                if key not in settable:
+                    raise self.error(f"train.bonus.{key}", f"train.bonus.{key} is not a setting "
+                                     f"of bonus {reward!r}; allowed: {settable}")
+            typed = self.typed(dict(kwargs["bonus"]), _hints(spec.config), "train.bonus")
+            kwargs["bonus"] = tuple(sorted(typed.items()))
         return kwargs
+
+    def bonus_consistency(self, cfg: TrainConfig) -> None:
+        """Build the selected bonus's config once, so bad ``train.bonus`` values fail here."""
+        if cfg.reward == "mimex" or not cfg.bonus:
+            return  # MIMEx: mimex_consistency
+        spec = registry.get(cfg.reward)
+        ctx = registry.BonusContext(cfg.seq_len, _PLACEHOLDER_FEATURE_DIM, 1, False)
+        self.construct(lambda **kw: spec.build_config(ctx, kw), bonus_settings(cfg),
+                       "train.bonus")
 
     def hparams(self, body: dict[str, Any]) -> HParams:
         kwargs = self.typed(body, {k: float for k in HParams._fields}, "hparams")
@@ -675,12 +701,12 @@ class _Builder:
         traced ratio keeps one token more than the float64 bound (:func:`slots_needed`),
         ``encoder_slots`` is set to cover it.
         """
-        kw = dict(cfg.mimex)
+        kw = bonus_settings(cfg) if cfg.reward == "mimex" else dict(cfg.mimex)
         if cfg.reward != "mimex" and not kw:
             return cfg
         if cfg.reward == "mimex" and "mask_ratio" not in kw:
             kw["mask_ratio"] = float(hp.mask_ratio)
-            cfg = dataclasses.replace(cfg, mimex=tuple(sorted(kw.items())))
+            cfg = with_bonus_settings(cfg, kw)
         width = {"random_projection": cfg.projection_dim,
                  "torso": cfg.actor_hidden[-1] if cfg.actor_hidden else None}.get(cfg.embedding)
         mcfg = self.construct(
@@ -693,7 +719,7 @@ class _Builder:
                     and mcfg.mask_ratio <= float(hp.mask_ratio)):
                 # float32 rounding of the traced ratio keeps one token more than float64 says
                 kw["encoder_slots"] = need
-                cfg = dataclasses.replace(cfg, mimex=tuple(sorted(kw.items())))
+                cfg = with_bonus_settings(cfg, kw)
             elif need > mcfg.num_slots:
                 slots = f", encoder_slots={mcfg.encoder_slots}" if mcfg.encoder_slots else ""
                 raise self.error(
@@ -704,18 +730,6 @@ class _Builder:
                     f"set train.mimex.mask_ratio <= hparams.mask_ratio, or "
                     f"train.mimex.encoder_slots >= {need}, or leave both out")
         return cfg
-
-
-def slots_needed(mcfg: MIMExConfig, ratios: Sequence[float]) -> int:
-    """Most tokens any of ``ratios`` can keep under ``mcfg``'s mask distribution.
-
-    The trainer holds the ratio as float32 while the static bound is computed in float64;
-    the two can disagree by one token (e.g. T=10, 0.9: float64 keeps 0, float32 keeps 1),
-    so both are covered.
-    """
-    dist = mcfg.mask_distribution
-    return max(max(dist.max_kept(mcfg.seq_len, float(r)),
-                   dist.max_kept(mcfg.seq_len, float(np.float32(r)))) for r in ratios)
 
 
 def from_dict(data: Mapping[str, Any], where: str = "config",
@@ -731,6 +745,7 @@ def from_dict(data: Mapping[str, Any], where: str = "config",
     run = b.run(b.section(data, "run"))
     cfg = b.construct(TrainConfig, train_kw, "train")
     cfg = b.mimex_consistency(cfg, hp)
+    b.bonus_consistency(cfg)
     suite, sep, env_name = cfg.env_id.partition(":")
     if not sep or suite not in SUITES or not env_name:
         raise b.error("train.env_id", f"train.env_id={cfg.env_id!r} is invalid; allowed: "
@@ -802,7 +817,7 @@ def to_dict(rc: RunConfig) -> dict[str, Any]:
     train = {}
     for f in dataclasses.fields(TrainConfig):
         v = getattr(rc.train, f.name)
-        if f.name in ("env_kwargs", "mimex"):
+        if f.name in ("env_kwargs", "mimex", "bonus"):
             v = {k: _plain(x) for k, x in v}
         train[f.name] = _plain(v)
     out: dict[str, Any] = {
@@ -855,16 +870,5 @@ def make_sweep(rc: RunConfig) -> tuple[TrainConfig, HParams, list[dict[str, floa
         hps, labels = sweep_lib.random_search(
             jax.random.key(r["seed"]), r["n"], rc.hparams,
             **{k: tuple(v) for k, v in r["ranges"].items()})
-    cfg = rc.train
-    if cfg.reward == "mimex":
-        kw = dict(cfg.mimex)
-        ratios = [float(lab.get("mask_ratio", rc.hparams.mask_ratio)) for lab in labels]
-        if min(ratios) < kw.get("mask_ratio", MIMExConfig.mask_ratio):
-            kw["mask_ratio"] = min(ratios)
-        mcfg = MIMExConfig(seq_len=cfg.seq_len, feature_dim=_PLACEHOLDER_FEATURE_DIM, **kw)
-        if not mcfg.mask_all:
-            need = slots_needed(mcfg, ratios)
-            if need > mcfg.num_slots:
-                kw["encoder_slots"] = need
-        cfg = dataclasses.replace(cfg, mimex=tuple(sorted(kw.items())))
-    return cfg, hps, labels
+    ratios = [float(lab.get("mask_ratio", rc.hparams.mask_ratio)) for lab in labels]
+    return size_for_sweep(rc.train, ratios), hps, labels

@@ -9,7 +9,6 @@ settings and seed produced member ``i``.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -19,8 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mimex_jax import loop
-from mimex_jax.rewards import MIMExConfig
-from mimex_jax.trainer import HParams, TrainConfig
+from mimex_jax.trainer import HParams, TrainConfig, size_for_sweep
 
 
 def grid(base: HParams | None = None, **axes: Sequence[float]
@@ -58,15 +56,9 @@ def random_search(key: jax.Array, n: int, base: HParams | None = None,
 
 
 def cover_mask_ratios(cfg: TrainConfig, hparams: HParams) -> TrainConfig:
-    """``cfg`` with the MIMEx slot bound lowered to the smallest ``hparams.mask_ratio``."""
-    if cfg.reward != "mimex":
-        return cfg
-    kw = dict(cfg.mimex)
-    lowest = float(np.min(np.asarray(hparams.mask_ratio)))
-    if lowest < kw.get("mask_ratio", MIMExConfig.mask_ratio):
-        kw["mask_ratio"] = lowest
-        cfg = dataclasses.replace(cfg, mimex=tuple(sorted(kw.items())))
-    return cfg
+    """``cfg`` sized so every member's ``hparams.mask_ratio`` fits one compiled program
+    (MIMEx: the encoder's token slots; :func:`mimex_jax.trainer.size_for_sweep`)."""
+    return size_for_sweep(cfg, np.asarray(hparams.mask_ratio))
 
 
 def stack(settings: Sequence[HParams]) -> HParams:
@@ -88,8 +80,6 @@ def run(cfg: TrainConfig, hparams: HParams, labels: list[dict[str, float]],
     hp_all = jax.tree.map(lambda x: jnp.repeat(x, len(seeds), axis=0), hparams)
     keys = jnp.stack([jax.random.key(s) for _ in range(n_set) for s in seeds])
     member_labels = [{**lab, "seed": s} for lab in labels for s in seeds]
-    # Members are initialised one by one (see mimex_jax.loop), then trained as one
-    # vmapped program.
     runner = loop.make_runner(cfg, sweep=True)
     states, metrics = loop.run(runner, hp_all, keys, chunk=cfg.num_iterations)
     return states, {k: jnp.asarray(v) for k, v in metrics.items()}, member_labels

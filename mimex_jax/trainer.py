@@ -31,24 +31,10 @@ from mimex_jax import envs as envs_lib
 from mimex_jax import windows
 from mimex_jax.agents.ppo import ActorCritic, PPOLossConfig, gae, ppo_loss
 from mimex_jax.distributed import constrain_envs
-from mimex_jax.rewards import (
-    ICMConfig,
-    IntrinsicReward,
-    MIMExConfig,
-    RewardBatch,
-    RNDConfig,
-    RunningMeanConfig,
-    icm,
-    mimex,
-    none,
-    normalize_rewards,
-    rnd,
-    running_mean,
-)
-from mimex_jax.rewards.base import require
+from mimex_jax.rewards import IntrinsicReward, RewardBatch, normalize_rewards, registry
+from mimex_jax.rewards.base import integral_fields, require
 from mimex_jax.rewards.normalize import NormalizedState, RunningStats, init_stats, update_stats
 
-REWARD_KINDS = ("none", "mimex", "rnd", "icm", "running_mean")
 EMBEDDINGS = ("obs", "random_projection", "torso")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
@@ -90,14 +76,13 @@ class TrainConfig:
     activation: str = "selu"
     lr_schedule: str = "cosine"
     mimex: tuple[tuple[str, Any], ...] = ()
+    bonus: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        for f in ("num_envs", "rollout_len", "epochs", "minibatches", "total_steps", "seq_len",
-                  "projection_dim"):
-            v = getattr(self, f)
-            require(f, v, isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                    "an integer >= 1")
-        require("reward", self.reward, self.reward in REWARD_KINDS, str(REWARD_KINDS))
+        integral_fields(self, ("num_envs", "rollout_len", "epochs", "minibatches",
+                               "total_steps", "seq_len", "projection_dim"))
+        require("reward", self.reward, self.reward in registry.names(),
+                f"a registered bonus {list(registry.names())}")
         require("embedding", self.embedding, self.embedding in EMBEDDINGS, str(EMBEDDINGS))
         require("lr_schedule", self.lr_schedule, self.lr_schedule in LR_SCHEDULES,
                 str(LR_SCHEDULES))
@@ -186,20 +171,50 @@ def _normalize(stats: RunningStats, obs: jax.Array) -> jax.Array:
     return jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + 1e-8), -10.0, 10.0)
 
 
+def bonus_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The user's settings of the selected bonus: ``train.bonus`` (plus, for MIMEx, the
+    historical ``train.mimex`` mapping, which ``train.bonus`` overrides)."""
+    base = dict(cfg.mimex) if cfg.reward == "mimex" else {}
+    return {**base, **dict(cfg.bonus)}
+
+
 def make_reward(cfg: TrainConfig, emb_dim: int, action_dim: int, discrete: bool
                 ) -> IntrinsicReward:
-    """The intrinsic reward named by ``cfg.reward`` for embeddings of width ``emb_dim``."""
-    if cfg.reward == "none":
-        fn = none()
-    elif cfg.reward == "mimex":
-        fn = mimex(MIMExConfig(seq_len=cfg.seq_len, feature_dim=emb_dim, **dict(cfg.mimex)))
-    elif cfg.reward == "rnd":
-        fn = rnd(RNDConfig(obs_dim=emb_dim))
-    elif cfg.reward == "icm":
-        fn = icm(ICMConfig(obs_dim=emb_dim, action_dim=action_dim, discrete=discrete))
-    else:
-        fn = running_mean(RunningMeanConfig(seq_len=cfg.seq_len, feature_dim=emb_dim))
+    """The intrinsic reward named by ``cfg.reward`` (:mod:`mimex_jax.rewards.registry`) for
+    embeddings of width ``emb_dim``."""
+    ctx = registry.BonusContext(cfg.seq_len, emb_dim, action_dim, discrete)
+    fn = registry.get(cfg.reward).build(ctx, bonus_settings(cfg))
     return normalize_rewards(fn) if cfg.normalize_intrinsic and cfg.reward != "none" else fn
+
+
+def with_bonus_settings(cfg: TrainConfig, settings: dict[str, Any]) -> TrainConfig:
+    """``cfg`` whose bonus settings are ``settings`` (MIMEx keeps them in ``train.mimex``)."""
+    items = tuple(sorted(settings.items()))
+    if cfg.reward == "mimex":
+        return dataclasses.replace(cfg, mimex=items, bonus=())
+    return dataclasses.replace(cfg, bonus=items)
+
+
+def size_for_sweep(cfg: TrainConfig, ratios: Any) -> TrainConfig:
+    """``cfg`` with the bonus's static settings sized for every swept ``mask_ratio``
+    (the registry's ``size_for_sweep`` hook; MIMEx: encoder slots). Unchanged otherwise."""
+    hook = registry.get(cfg.reward).size_for_sweep
+    if hook is None:
+        return cfg
+    ratios = [float(r) for r in jnp.ravel(jnp.asarray(ratios))]
+    settings = bonus_settings(cfg)
+    sized = hook(settings, cfg.seq_len, ratios)
+    return cfg if sized == settings else with_bonus_settings(cfg, sized)
+
+
+def apply_bonus_hparams(cfg: TrainConfig, reward_state: Any, hp: HParams) -> Any:
+    """Write swept hyperparameters the bonus reads (MIMEx: ``mask_ratio``) into its state."""
+    hook = registry.get(cfg.reward).apply_hparams
+    if hook is None:
+        return reward_state
+    if isinstance(reward_state, NormalizedState):
+        return reward_state._replace(inner=hook(reward_state.inner, hp))
+    return hook(reward_state, hp)
 
 
 def _schedule(kind: str, progress: jax.Array) -> jax.Array:
@@ -282,13 +297,7 @@ def _build(cfg: TrainConfig) -> Built:
         return embed_from(None, obs_n, projection)
 
     def with_mask_ratio(reward_state, hp):
-        """Write the (possibly swept) mask ratio into the MIMEx reward state."""
-        if cfg.reward != "mimex":
-            return reward_state
-        ratio = jnp.asarray(hp.mask_ratio, jnp.float32)
-        if isinstance(reward_state, NormalizedState):
-            return reward_state._replace(inner=reward_state.inner._replace(mask_ratio=ratio))
-        return reward_state._replace(mask_ratio=ratio)
+        return apply_bonus_hparams(cfg, reward_state, hp)
 
     def init(key: jax.Array, hp: HParams) -> TrainState:
         k_env, k_net, k_rew, k_proj, key = jax.random.split(key, 5)

@@ -77,15 +77,14 @@ def test_masked_only_loss_equals_full_model(seq, use_cls: bool, decoder_depth: i
         assert all(float(jnp.abs(a).max()) > 0 for a in jax.tree.leaves(g_fast))
 
 
-def test_shared_cls_row_equals_copied_cls(seq, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shared_cls_row_equals_copied_cls(seq) -> None:
     cfg = MIMExConfig(**{**SMALL, "depth": 2})
     params = init_mimex_params(jax.random.key(0), cfg)
     mask = masks.uniform_token(jax.random.key(2), (12, 5), 0.7)
     module = sys.modules["mimex_jax.rewards.mimex"]
-    model = module.MaskedSequenceModel(cfg, 1)
-    shared = model.apply({"params": params}, seq, mask)
-    monkeypatch.setattr(module, "SHARED_CLS", False)
-    copied = model.apply({"params": params}, seq, mask)
+    shared = module.MaskedSequenceModel(cfg, 1).apply({"params": params}, seq, mask)
+    copied_cfg = dataclasses.replace(cfg, shared_cls=False)
+    copied = module.MaskedSequenceModel(copied_cfg, 1).apply({"params": params}, seq, mask)
     np.testing.assert_allclose(shared, copied, rtol=1e-5, atol=1e-6)
 
 
@@ -317,7 +316,7 @@ def test_microbatched_update_equals_whole_batch(seq, extra) -> None:
 
 
 @pytest.mark.parametrize("t,k", [(5, 1), (5, 5), (12, 8)])
-def test_kept_token_placement_both_forms(monkeypatch: pytest.MonkeyPatch, t: int, k: int) -> None:
+def test_kept_token_placement_both_forms(t: int, k: int) -> None:
     """The unrolled placement and the einsum form put every slot's token at its position."""
     import sys
 
@@ -334,9 +333,9 @@ def test_kept_token_placement_both_forms(monkeypatch: pytest.MonkeyPatch, t: int
             expected[b, int(pos[b, j])] = kept[b, j]
     forms = {}
     for name, limit in (("unrolled", 10**6), ("einsum", 0)):
-        monkeypatch.setattr(mimex_module, "UNROLLED_PLACEMENT", limit)
-        out = mimex_module._place(onehot, kept)
-        grad = jax.grad(lambda v: jnp.sum(jnp.sin(mimex_module._place(onehot, v))))(kept)
+        out = mimex_module._place(onehot, kept, limit)
+        grad = jax.grad(lambda v, lim=limit: jnp.sum(jnp.sin(mimex_module._place(onehot, v, lim)))
+                        )(kept)
         np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
         forms[name] = grad
     np.testing.assert_allclose(forms["unrolled"], forms["einsum"], rtol=1e-6, atol=1e-7)

@@ -14,8 +14,9 @@ three functions; nothing is hidden in global state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -44,10 +45,14 @@ class RewardBatch(NamedTuple):
 
 
 class IntrinsicReward(NamedTuple):
-    """``init(key, batch) -> state``; ``reward(state, batch, key) -> [B]``;
-    ``update(state, batch, key) -> (state, rewards [B], metrics)``."""
+    """``init(key, batch=None) -> state``; ``reward(state, batch, key) -> [...]``;
+    ``update(state, batch, key) -> (state, rewards [...], metrics)``.
 
-    init: Callable[[PRNGKey, RewardBatch], RewardState]
+    The config fixes every shape, so ``init`` needs no batch (one given is validated).
+    Batches may have any leading axes (``seq [..., T, D]``); rewards have that shape.
+    """
+
+    init: Callable[..., RewardState]
     reward: Callable[[RewardState, RewardBatch, PRNGKey], jax.Array]
     update: Callable[[RewardState, RewardBatch, PRNGKey], tuple[RewardState, jax.Array, Metrics]]
 
@@ -100,6 +105,96 @@ def require(field: str, value: Any, ok: bool, allowed: str) -> None:
         raise ValueError(f"{field}={value!r} is invalid; allowed: {allowed}")
 
 
+def integral(field: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as a Python ``int`` if it is an integer ``>= minimum`` of any integral type.
+
+    Accepts Python, NumPy and concrete 0-d JAX integers (gymnax and Brax report sizes as
+    NumPy ints); refuses bools, floats and everything else with a ``ValueError`` that names
+    the type received.
+    """
+    v = value
+    if isinstance(v, (np.ndarray, jax.Array)) and not isinstance(v, jax.core.Tracer) \
+            and v.ndim == 0 and np.issubdtype(v.dtype, np.integer):
+        v = v.item()
+    if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) \
+            and int(v) >= minimum:
+        return int(v)
+    raise ValueError(f"{field}={value!r} is invalid; allowed: an integer >= {minimum} "
+                     f"(got {type(value).__module__}.{type(value).__qualname__})")
+
+
+def integral_fields(cfg: Any, fields: Sequence[str], minimum: int = 1) -> None:
+    """In a frozen dataclass's ``__post_init__``: check and store ``fields`` as ``int``."""
+    for f in fields:
+        object.__setattr__(cfg, f, integral(f, getattr(cfg, f), minimum))
+
+
+C = TypeVar("C")
+
+
+def static_config(cls: type[C]) -> type[C]:
+    """Register a frozen config dataclass as a *static* pytree (no leaves).
+
+    ``jax.jit(f)(params, cfg, x)`` then works as written: the config travels in the
+    treedef (it is hashable), so it is a compile-time constant, not a traced argument.
+    """
+    jax.tree_util.register_static(cls)
+    return cls
+
+
+def _leading(batch: RewardBatch) -> tuple[int, ...]:
+    if batch.seq is not None:
+        return tuple(batch.seq.shape[:-2])
+    if batch.obs is not None:
+        return tuple(batch.obs.shape[:-1])
+    return ()
+
+
+def _flatten(batch: RewardBatch, lead: tuple[int, ...]) -> RewardBatch:
+    n = len(lead)
+
+    def flat(x: jax.Array | None, event: int) -> jax.Array | None:
+        if x is None:
+            return None
+        if x.ndim < n or tuple(x.shape[:n]) != lead:
+            raise ValueError(f"RewardBatch: an array of shape {tuple(x.shape)} does not share "
+                             f"the batch's leading axes {lead}")
+        return x.reshape((-1,) + x.shape[n:]) if x.ndim - n >= event else x.reshape(-1)
+
+    return RewardBatch(seq=flat(batch.seq, 2), obs=flat(batch.obs, 1),
+                       next_obs=flat(batch.next_obs, 1), action=flat(batch.action, 1))
+
+
+def with_leading_axes(fn: IntrinsicReward) -> IntrinsicReward:
+    """Let ``fn`` take batches with any leading axes: ``seq [..., T, D]``, ``obs [..., D]``.
+
+    Rewards come back with the same leading shape (``[steps, envs]`` for a rollout, ``()``
+    for one sequence). The wrapped functions see ``[B, ...]`` with ``B`` the product of
+    the leading axes; ``[B, ...]`` input passes through unchanged.
+    """
+
+    def init(key: PRNGKey, batch: RewardBatch | None = None) -> RewardState:
+        if batch is None:
+            return fn.init(key, None)
+        return fn.init(key, _flatten(batch, _leading(batch)))
+
+    def reward(state: RewardState, batch: RewardBatch, key: PRNGKey) -> jax.Array:
+        lead = _leading(batch)
+        if len(lead) == 1:
+            return fn.reward(state, batch, key)
+        return fn.reward(state, _flatten(batch, lead), key).reshape(lead)
+
+    def update(state: RewardState, batch: RewardBatch, key: PRNGKey
+               ) -> tuple[RewardState, jax.Array, Metrics]:
+        lead = _leading(batch)
+        if len(lead) == 1:
+            return fn.update(state, batch, key)
+        state, r, metrics = fn.update(state, _flatten(batch, lead), key)
+        return state, r.reshape(lead), metrics
+
+    return IntrinsicReward(init, reward, update)
+
+
 def require_array(batch: RewardBatch, field: str, who: str) -> jax.Array:
     x = getattr(batch, field)
     if x is None:
@@ -116,7 +211,7 @@ def none() -> IntrinsicReward:
                 return x.shape[0]
         raise ValueError("none(): RewardBatch has no arrays to take the batch size from")
 
-    def init(key: PRNGKey, batch: RewardBatch) -> tuple[()]:
+    def init(key: PRNGKey, batch: RewardBatch | None = None) -> tuple[()]:
         del key, batch
         return ()
 
@@ -127,4 +222,4 @@ def none() -> IntrinsicReward:
     def update(state: Any, batch: RewardBatch, key: PRNGKey):
         return state, reward(state, batch, key), {}
 
-    return IntrinsicReward(init, reward, update)
+    return with_leading_axes(IntrinsicReward(init, reward, update))

@@ -33,11 +33,15 @@ from mimex_jax.rewards.base import (
     all_finite,
     check_finite,
     guard_update,
+    integral_fields,
     require,
     require_array,
+    static_config,
+    with_leading_axes,
 )
 
 
+@static_config
 @dataclasses.dataclass(frozen=True)
 class ICMConfig:
     """Static ICM configuration. ``discrete=True``: actions are int indices < action_dim."""
@@ -50,9 +54,7 @@ class ICMConfig:
     discrete: bool = False
 
     def __post_init__(self) -> None:
-        for field in ("obs_dim", "action_dim", "feature_dim", "hidden_dim"):
-            v = getattr(self, field)
-            require(field, v, isinstance(v, int) and v >= 1, "an integer >= 1")
+        integral_fields(self, ("obs_dim", "action_dim", "feature_dim", "hidden_dim"))
         require("lr", self.lr, isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
                 and self.lr > 0, "a finite number > 0")
 
@@ -218,4 +220,4 @@ def icm(cfg: ICMConfig) -> IntrinsicReward:
                    "nonfinite_input": (~ok).astype(jnp.float32)}
         return guard_update(ok, new, state), per, metrics
 
-    return IntrinsicReward(init, reward, update)
+    return with_leading_axes(IntrinsicReward(init, reward, update))

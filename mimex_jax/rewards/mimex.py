@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -51,14 +52,18 @@ from mimex_jax.rewards.base import (
     all_finite,
     check_finite,
     guard_update,
+    integral_fields,
     is_concrete,
     require,
     require_array,
+    static_config,
+    with_leading_axes,
 )
 
 NORM_LOSS_EPS = 1e-6
 
 
+@static_config
 @dataclasses.dataclass(frozen=True)
 class MIMExConfig:
     """Static configuration of the MIMEx reward model (shapes and structure).
@@ -79,6 +84,12 @@ class MIMExConfig:
     where fresh large intermediates cost more than the arithmetic, chunks of 2048
     sequences run about twice as fast. None = automatic (2048 on CPU, whole batch on
     GPU/TPU); 0 = never split.
+
+    Two layout switches change no numbers (up to float rounding), only how XLA computes
+    them: ``shared_cls`` feeds the cls token to the first encoder block as one row shared
+    by all sequences (its LayerNorm and q/k/v computed once; False: a copy per sequence,
+    as the original); the decoder places kept tokens term by term while T x K is at most
+    ``unrolled_placement``, by one einsum above it.
     """
 
     seq_len: int
@@ -99,16 +110,13 @@ class MIMExConfig:
     mask: str | None = None
     encoder_slots: int | None = None
     microbatch: int | None = None
+    shared_cls: bool = True
+    unrolled_placement: int = 64
 
     def __post_init__(self) -> None:
-        def pos_int(field: str) -> None:
-            v = getattr(self, field)
-            require(field, v, isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                    "an integer >= 1")
-
-        for field in ("seq_len", "feature_dim", "embed_dim", "depth", "num_heads",
-                      "decoder_embed_dim", "decoder_num_heads", "decoder_depth", "n_mask"):
-            pos_int(field)
+        integral_fields(self, ("seq_len", "feature_dim", "embed_dim", "depth", "num_heads",
+                               "decoder_embed_dim", "decoder_num_heads", "decoder_depth",
+                               "n_mask"))
         require("mask_ratio", self.mask_ratio,
                 isinstance(self.mask_ratio, (int, float)) and 0.0 < self.mask_ratio < 1.0,
                 "a number in the open interval (0, 1)")
@@ -128,12 +136,13 @@ class MIMExConfig:
         dist = self.mask_distribution  # validates the name
         require("mask", self.mask, dist.elementwise == self.mask_all,
                 "an element mask with mask_all=True, a token mask with mask_all=False")
-        require("microbatch", self.microbatch, self.microbatch is None or (
-            isinstance(self.microbatch, int) and self.microbatch >= 0), "None or an integer >= 0")
+        if self.microbatch is not None:
+            integral_fields(self, ("microbatch",), minimum=0)
         if self.encoder_slots is not None:
-            require("encoder_slots", self.encoder_slots,
-                    isinstance(self.encoder_slots, int) and 0 <= self.encoder_slots
-                    <= self.seq_len, f"None or an integer in [0, seq_len={self.seq_len}]")
+            integral_fields(self, ("encoder_slots",), minimum=0)
+            require("encoder_slots", self.encoder_slots, self.encoder_slots <= self.seq_len,
+                    f"None or an integer in [0, seq_len={self.seq_len}]")
+        integral_fields(self, ("unrolled_placement",), minimum=0)
         if self.mask_all:
             kept = masks_lib.kept_count(self.seq_len * self.feature_dim, self.mask_ratio)
             require("mask_ratio", self.mask_ratio, kept < self.seq_len * self.feature_dim,
@@ -151,16 +160,7 @@ class MIMExConfig:
         return self.mask_distribution.max_kept(self.seq_len, self.mask_ratio)
 
 
-# The cls token enters the first encoder block as a row shared by all sequences (its
-# LayerNorm and q/k/v computed once). False: one copy per sequence, as the original;
-# same numbers up to float rounding (benchmarks/reward_model_ablation.py compares).
-SHARED_CLS = True
-
-# Above this many (position, slot) pairs the kept tokens are placed by one einsum.
-UNROLLED_PLACEMENT = 64
-
-
-def _place(onehot: jax.Array, kept: jax.Array) -> jax.Array:
+def _place(onehot: jax.Array, kept: jax.Array, unrolled_limit: int = 64) -> jax.Array:
     """``tokens[b, p] = sum_j onehot[b, p, j] * kept[b, j]``: put slot j's token at its position.
 
     A one-hot select rather than a gather, so the backward pass is no scatter-add. For the
@@ -169,7 +169,7 @@ def _place(onehot: jax.Array, kept: jax.Array) -> jax.Array:
     reduce costs a slow small reduction per call on CPU.
     """
     t, k = onehot.shape[1], onehot.shape[2]
-    if t * k > UNROLLED_PLACEMENT:
+    if t * k > unrolled_limit:
         return jnp.einsum("btk,bkc->btc", onehot, kept)
     rows = []
     for p in range(t):
@@ -243,7 +243,7 @@ class MaskedSequenceModel(nn.Module):
                 # normalised value and q/k/v are computed once (``shared`` rows).
                 valid = jnp.concatenate([jnp.ones((batch, 1), bool), kept_valid], axis=1)
                 cls = self._token("cls_token", e)
-                if SHARED_CLS:
+                if cfg.shared_cls:
                     x = blocks[0](x, valid, shared=cls[0])
                     blocks = blocks[1:]
                 else:
@@ -290,7 +290,7 @@ class MaskedSequenceModel(nn.Module):
             # Position p's slot index is its rank in `order` (< #kept when p is kept).
             slot_of_pos = jnp.argsort(order, axis=-1)
             onehot = (slot_of_pos[..., None] == jnp.arange(k)).astype(kept_tokens.dtype)
-            tokens = _place(onehot, kept_tokens)
+            tokens = _place(onehot, kept_tokens, cfg.unrolled_placement)
             tokens = jnp.where(mask[..., None], mask_token, tokens)
         else:
             tokens = jnp.broadcast_to(mask_token, (batch, t, x.shape[-1]))
@@ -428,6 +428,42 @@ def init_params(key: PRNGKey, cfg: MIMExConfig) -> Any:
     return MaskedSequenceModel(cfg, cfg.num_slots).init(key, seq, mask)["params"]
 
 
+# ------------------------------------------------------------------- sizing for sweeps
+
+
+def slots_needed(cfg: MIMExConfig, ratios: Sequence[float]) -> int:
+    """Most tokens any of ``ratios`` can keep under ``cfg``'s mask distribution.
+
+    The trainer holds the ratio as float32 while the static bound is computed in float64;
+    the two can disagree by one token (e.g. T=10, 0.9: float64 keeps 0, float32 keeps 1),
+    so both are covered.
+    """
+    dist = cfg.mask_distribution
+    return max(max(dist.max_kept(cfg.seq_len, float(r)),
+                   dist.max_kept(cfg.seq_len, float(np.float32(r)))) for r in ratios)
+
+
+def size_for_ratios(settings: Mapping[str, Any], seq_len: int, ratios: Sequence[float]
+                    ) -> dict[str, Any]:
+    """MIMEx settings whose encoder has a token slot for every mask ratio in ``ratios``.
+
+    The one slot-sizing rule: the static ``mask_ratio`` (which fixes the encoder's slot
+    count) is lowered to the smallest ratio, and ``encoder_slots`` is raised where float32
+    rounding of a traced ratio keeps one token more (:func:`slots_needed`). Settings that
+    already cover every ratio come back unchanged.
+    """
+    kw = dict(settings)
+    lowest = min(float(r) for r in ratios)
+    if lowest < kw.get("mask_ratio", MIMExConfig.mask_ratio):
+        kw["mask_ratio"] = lowest
+    cfg = MIMExConfig(seq_len=seq_len, feature_dim=2, **kw)  # the width does not matter here
+    if not cfg.mask_all:
+        need = slots_needed(cfg, ratios)
+        if need > cfg.num_slots:
+            kw["encoder_slots"] = need
+    return kw
+
+
 # ----------------------------------------------------------------------------- reward
 
 CPU_MICROBATCH = 2048
@@ -555,4 +591,4 @@ def mimex(cfg: MIMExConfig) -> IntrinsicReward:
                ) -> tuple[MIMExState, jax.Array, Metrics]:
         return _update(state, seq_of(batch), key)
 
-    return IntrinsicReward(init, reward, update)
+    return with_leading_axes(IntrinsicReward(init, reward, update))

@@ -13,7 +13,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mimex_jax.rewards.base import IntrinsicReward, Metrics, PRNGKey, RewardBatch
+from mimex_jax.rewards.base import (
+    IntrinsicReward,
+    Metrics,
+    PRNGKey,
+    RewardBatch,
+    with_leading_axes,
+)
 
 
 class RunningStats(NamedTuple):
@@ -64,4 +70,4 @@ def normalize_rewards(inner: IntrinsicReward, eps: float = 1e-8) -> IntrinsicRew
                    "reward_running_std": jnp.sqrt(stats.var)}
         return NormalizedState(inner_state, stats), raw / jnp.sqrt(stats.var + eps), metrics
 
-    return IntrinsicReward(init, reward, update)
+    return with_leading_axes(IntrinsicReward(init, reward, update))

@@ -28,10 +28,14 @@ from mimex_jax.rewards.base import (
     all_finite,
     check_finite,
     guard_update,
+    integral_fields,
     require,
+    static_config,
+    with_leading_axes,
 )
 
 
+@static_config
 @dataclasses.dataclass(frozen=True)
 class RNDConfig:
     """Static RND configuration (the original's defaults)."""
@@ -42,9 +46,7 @@ class RNDConfig:
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
-        for field in ("obs_dim", "feature_dim", "hidden_dim"):
-            v = getattr(self, field)
-            require(field, v, isinstance(v, int) and v >= 1, "an integer >= 1")
+        integral_fields(self, ("obs_dim", "feature_dim", "hidden_dim"))
         require("lr", self.lr, isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
                 and self.lr > 0, "a finite number > 0")
 
@@ -137,4 +139,4 @@ def rnd(cfg: RNDConfig) -> IntrinsicReward:
                    "nonfinite_input": (~ok).astype(jnp.float32)}
         return guard_update(ok, new, state), per, metrics
 
-    return IntrinsicReward(init, reward, update)
+    return with_leading_axes(IntrinsicReward(init, reward, update))

@@ -23,20 +23,21 @@ from mimex_jax.rewards.base import (
     all_finite,
     check_finite,
     guard_update,
-    require,
+    integral_fields,
     require_array,
+    static_config,
+    with_leading_axes,
 )
 
 
+@static_config
 @dataclasses.dataclass(frozen=True)
 class RunningMeanConfig:
     seq_len: int
     feature_dim: int
 
     def __post_init__(self) -> None:
-        for field in ("seq_len", "feature_dim"):
-            v = getattr(self, field)
-            require(field, v, isinstance(v, int) and v >= 1, "an integer >= 1")
+        integral_fields(self, ("seq_len", "feature_dim"))
 
 
 class RunningMeanState(NamedTuple):
@@ -79,4 +80,4 @@ def running_mean(cfg: RunningMeanConfig) -> IntrinsicReward:
         return new, r, {"loss": jnp.mean(r), "reward_std": jnp.std(r),
                         "nonfinite_input": (~ok).astype(jnp.float32)}
 
-    return IntrinsicReward(init, reward, update)
+    return with_leading_axes(IntrinsicReward(init, reward, update))
