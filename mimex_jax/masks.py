@@ -21,7 +21,7 @@ Each distribution is a :class:`MaskDistribution`. Calling it with
 a traced scalar, so a sweep can ``vmap`` over it. ``dist.bind(r)`` returns the plain
 ``(key, shape) -> mask`` function. ``dist.max_kept(T, r)`` is a static upper bound on
 the number of unmasked tokens per sequence: the MIMEx encoder processes only that
-many gathered slots (DESIGN.md, "Masks are data").
+many gathered slots (ARCHITECTURE.md).
 
 Shapes are ``[..., T]`` for token masks and ``[..., T, D]`` for element masks; the
 last axis (axes) are the ones masked within, all leading axes are independent

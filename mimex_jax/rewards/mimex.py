@@ -1,6 +1,6 @@
 """MIMEx: the intrinsic reward is the reconstruction loss of a masked sequence model.
 
-Architecture (exactly the original's; DESIGN.md "The MIMEx model"):
+Architecture (exactly the original's):
 
 * token masking (``mask_all=False``, the original ``BERT`` class): Linear(D -> embed)
   + sinusoidal positions; the kept tokens are gathered; an optional cls token (no
