@@ -732,6 +732,16 @@ class _Builder:
         return cfg
 
 
+def _suite_envs(suite: str) -> list[str] | None:
+    """Env ids of ``suite``, or None when its package does not import (checked at build)."""
+    from mimex_jax.envs import list_envs
+
+    try:
+        return list_envs(suite)
+    except ImportError:
+        return None
+
+
 def from_dict(data: Mapping[str, Any], where: str = "config",
               origins: Mapping[str, str] | None = None) -> RunConfig:
     """Validate a merged config mapping (no ``extends``) and build the :class:`RunConfig`."""
@@ -751,6 +761,12 @@ def from_dict(data: Mapping[str, Any], where: str = "config",
         raise b.error("train.env_id", f"train.env_id={cfg.env_id!r} is invalid; allowed: "
                                       f"'suite:name' with suite in {list(SUITES)} (e.g. "
                                       "'gymnax:DeepSea-bsuite'; mimex_jax.envs.list_envs())")
+    known = _suite_envs(suite)
+    if known is not None and cfg.env_id not in known:
+        close = difflib.get_close_matches(cfg.env_id, known, n=3)
+        hint = f"; did you mean {close}?" if close else f"; {suite} has {known}"
+        raise b.error("train.env_id", f"train.env_id={cfg.env_id!r} is invalid; allowed: an "
+                                      f"env of suite {suite!r}{hint}")
     b.construct(lambda activation: networks.activation(activation),
                 {"activation": cfg.activation}, "train")
     for name in ("actor_hidden", "critic_hidden"):

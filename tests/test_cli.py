@@ -100,6 +100,15 @@ def test_config_errors_name_the_field(capsys) -> None:
     assert "num_env" in err and "num_envs" in err  # lists the valid keys
 
 
+def test_unknown_env_is_a_config_error_and_leaves_no_run_directory(tmp_path: Path,
+                                                                   capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "-c", TINY, "--set", "train.env_id=gymnax:DeepSea", "--out",
+                 str(out)]) == 2
+    assert "did you mean ['gymnax:DeepSea-bsuite']" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_eval_and_plot(straight: Path, tmp_path: Path, capsys) -> None:
     report = tmp_path / "eval.json"
     assert main(["eval", str(straight), "--episodes", "3", "--json", str(report)]) == 0
