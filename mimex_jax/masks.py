@@ -34,6 +34,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,7 +86,11 @@ class MaskDistribution:
     def __call__(
         self, key: jax.Array, shape: Sequence[int], mask_ratio: Ratio = 0.7
     ) -> jax.Array:
-        return self.sample(key, tuple(shape), mask_ratio)
+        shape = tuple(shape)
+        mask = self.sample(key, shape, mask_ratio)
+        chex.assert_shape(mask, shape)   # every distribution keeps the contract
+        chex.assert_type(mask, bool)
+        return mask
 
     def bind(self, mask_ratio: Ratio) -> Callable[[jax.Array, tuple[int, ...]], jax.Array]:
         """The ``(key, shape) -> mask`` function at a fixed ``mask_ratio``."""

@@ -83,3 +83,16 @@ def test_actor_critic_shapes_and_init() -> None:
     assert torso.shape == (5, 64)
     # Small policy head at init (gain 0.01): near-zero means.
     assert float(jnp.abs(dist.loc).max()) < 0.1
+
+
+def test_gae_and_loss_refuse_mismatched_shapes() -> None:
+    import pytest
+
+    z = jnp.zeros((3, 2))
+    with pytest.raises(AssertionError):
+        gae(z, jnp.zeros((3, 4)), z, jnp.zeros(2), 0.9, 0.9)     # values [T, N'] != rewards
+    with pytest.raises(AssertionError):
+        gae(z, z, z, jnp.zeros(3), 0.9, 0.9)                   # last_value is [N]
+    v = jnp.zeros(4)
+    with pytest.raises(AssertionError):
+        ppo_loss(v, v, jnp.zeros(5), v, v, v, v, PPOLossConfig())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -28,6 +29,10 @@ def gae(rewards: jax.Array, values: jax.Array, dones: jax.Array, last_value: jax
     Returns:
       ``(advantages, returns)``, both ``[T, N]``; returns = advantages + values.
     """
+    chex.assert_rank(values, 2)
+    chex.assert_equal_shape([rewards, values, dones]
+                            + [x for x in (truncations, bootstrap_values) if x is not None])
+    chex.assert_shape(last_value, values.shape[1:])
     dones = dones.astype(values.dtype)
     next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
     if truncations is not None:
@@ -68,6 +73,10 @@ def ppo_loss(log_prob: jax.Array, old_log_prob: jax.Array, advantages: jax.Array
     (PPO2 style), as the original agent uses. Advantages are used as given (normalise
     them before calling, per minibatch, if wanted).
     """
+    chex.assert_rank(log_prob, 1)
+    chex.assert_equal_shape([log_prob, old_log_prob, advantages, values, old_values, returns,
+                             entropy])
+    chex.assert_type([log_prob, advantages, values, returns], float)
     ratio = jnp.exp(log_prob - old_log_prob)
     surr1 = ratio * advantages
     surr2 = jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps) * advantages
