@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,17 @@ def curves(run_dir: str | Path, metric: str, smooth: int = 1
     return out
 
 
+def _save(fig: Any, out: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_runs(run_dirs: Sequence[str | Path], out: str | Path,
               metrics: Sequence[str] = DEFAULT_METRICS, smooth: int = 1,
               title: str | None = None) -> Path:
@@ -94,9 +106,49 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path,
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
+
+
+def plot_sweep(settings: Sequence[dict], hparams: Sequence[str], out: str | Path,
+               ylabel: str, log_axes: Collection[str] = (),
+               reference: float | None = None) -> Path:
+    """One panel per swept hyperparameter: the score of every setting against its value.
+
+    ``settings``: dicts with ``setting`` (hyperparameter -> value), ``agg`` (an aggregate
+    of :func:`mimex_jax.report.aggregate`: ``values`` per seed, ``iqm``, ``ci_low``,
+    ``ci_high``; or None) and ``best``. Seeds are small dots, the IQM a marker with its 95%
+    CI as an error bar, the best setting(s) a star. Axes named in ``log_axes`` (a
+    log-uniform random search) are logarithmic. ``reference`` (a baseline's IQM) is a
+    dashed line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not hparams:
+        raise ValueError("plot_sweep needs at least one swept hyperparameter")
+    fig, axes = plt.subplots(1, len(hparams), figsize=(4.5 * len(hparams), 3.6),
+                             squeeze=False)
+    for ax, name in zip(axes[0], hparams, strict=True):
+        for s in settings:
+            agg, x = s["agg"], float(s["setting"][name])
+            if agg is None or agg.get("iqm") is None:
+                continue
+            ax.scatter([x] * len(agg["values"]), agg["values"], s=10, color="0.6", zorder=1)
+            err = [[agg["iqm"] - agg["ci_low"]], [agg["ci_high"] - agg["iqm"]]]
+            ax.errorbar([x], [agg["iqm"]], yerr=err, fmt="*" if s["best"] else "o",
+                        color="C3" if s["best"] else "C0", markersize=12 if s["best"] else 6,
+                        capsize=3, zorder=2)
+        if reference is not None:
+            ax.axhline(reference, color="0.3", linestyle="--", linewidth=1,
+                       label="baseline (IQM)")
+            ax.legend(fontsize=8)
+        if name in log_axes:
+            ax.set_xscale("log")
+        ax.set_xlabel(name + (" (log scale)" if name in log_axes else ""))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    fig.suptitle("per setting: IQM over seeds, 95% bootstrap CI\n(grey dots: seeds; star: "
+                 "best)", fontsize=9)
+    return _save(fig, out)
