@@ -13,6 +13,7 @@ Run directory::
     metrics.jsonl/.csv per-iteration metrics (and member), TensorBoard files in tb/
     checkpoints/<it>/  orbax checkpoints of the whole TrainState (every member)
     eval.json          final evaluation (deterministic policy), per member
+    summary.json       run summary, with the per-setting results (mimex_jax.report)
     baseline/          the same run without a bonus, with run.compare_baseline
 
 ``resume=True`` continues from the newest checkpoint in the directory, exactly: the state

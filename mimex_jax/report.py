@@ -262,9 +262,13 @@ def _cell(agg: dict[str, Any] | None, fmt: str = "{:.3f}") -> str:
         return "-"
     if agg.get("nonfinite"):
         return f"non-finite in {agg['nonfinite']}/{agg['n']} seeds"
+
+    def f(x: float) -> str:  # no "-0.000" for a value that rounds to zero
+        text = fmt.format(x)
+        return text.lstrip("-") if float(text.replace(",", "")) == 0 else text
+
     if agg["n"] == 1:
-        return fmt.format(agg["iqm"])
-    f = fmt.format
+        return f(agg["iqm"])
     return (f"{f(agg['iqm'])} [{f(agg['ci_low'])}, {f(agg['ci_high'])}] "
             f"({f(agg['min'])}, {f(agg['max'])})")
 
