@@ -216,7 +216,9 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
         if main:
             (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=1))
     if main:
-        summary.update(report.summary_entries(run_dir))  # per setting, over its seeds
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        # then the per-setting results over seeds (read back from the files just written)
+        summary.update(report.summary_entries(run_dir))
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -231,7 +231,8 @@ def _rank(entries: list[dict[str, Any]], source: str, metric: str, mode: str
     for pos, (v, i) in enumerate(keyed):
         if v != prev:
             rank, prev = pos + 1, v
-        out.append({**entries[i], "rank": rank, "best": rank == 1 and math.isfinite(v)})
+        out.append({**entries[i], "rank": rank,
+                    "best": rank == 1 and math.isfinite(v) and len(entries) > 1})
     return out
 
 

@@ -187,4 +187,6 @@ def test_aggregate_and_ranking_rules() -> None:
                                                         (4, False)]
     assert [e["train"]["m"]["iqm"] for e in ranked[:3]] == [5.0, 5.0, 2.0]
     ranked = report._rank([entry(2.0), entry(5.0)], "train", "m", "min")
+    assert [e["best"] for e in ranked] == [True, False]
+    assert not report._rank([entry(1.0)], "train", "m", "max")[0]["best"]  # nothing to beat
     assert [e["train"]["m"]["iqm"] for e in ranked] == [2.0, 5.0]
