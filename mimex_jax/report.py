@@ -36,7 +36,7 @@ import numpy as np
 
 from mimex_jax.bench import stats
 from mimex_jax.config import RunConfig, load_config
-from mimex_jax.logging import MEMBERS_JSON, METRICS_CSV, METRICS_JSONL, read_metrics
+from mimex_jax.logging import MEMBERS_JSON, METRICS_CSV, METRICS_JSONL
 
 __all__ = ["Report", "aggregate", "build", "load", "render", "setting_entries",
            "summary_entries", "table", "write"]
@@ -81,8 +81,19 @@ class RunFiles:
 
 
 def _read_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The metric rows; a last line cut short by a killed process is left out."""
     if (run_dir / METRICS_JSONL).exists():
-        return read_metrics(run_dir)
+        lines = [ln for ln in (run_dir / METRICS_JSONL).read_text(encoding="utf-8")
+                 .splitlines() if ln.strip()]
+        rows = []
+        for j, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if j < len(lines) - 1:  # only the last line can be cut short
+                    raise ValueError(f"{run_dir / METRICS_JSONL}: line {j + 1} is not "
+                                     "JSON") from None
+        return rows
     if (run_dir / METRICS_CSV).exists():
         with open(run_dir / METRICS_CSV, newline="", encoding="utf-8") as f:
             return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]

@@ -59,8 +59,10 @@ def _by_setting(run: Path) -> dict[float, list[int]]:
     return groups
 
 
-def _last_chunk(run: Path, member: int, first: int, metric: str) -> float:
-    rows = [r for r in read_metrics(run) if r["member"] == member and r["iteration"] >= first]
+def _last_chunk(run: Path, member: int, first: int, metric: str, until: int = 4) -> float:
+    """Mean of ``metric`` over iterations ``first .. until - 1`` of one member."""
+    rows = [r for r in read_metrics(run)
+            if r["member"] == member and first <= r["iteration"] < until]
     return float(np.mean([r[metric] for r in rows]))
 
 
@@ -140,22 +142,24 @@ def test_report_prints_the_same_table_and_writes_files(sweep, capsys) -> None:
 
 
 def test_report_on_an_interrupted_run(sweep, tmp_path: Path, capsys) -> None:
-    """No eval.json or summary.json yet and two of four iterations logged: the table
-    ranks by the last logged chunk's training return and says the eval is missing."""
+    """No eval.json or summary.json yet, two of four iterations logged and a last line cut
+    short: the table ranks by the last logged chunk's training return and says the eval
+    is missing."""
     run, _ = sweep
     cut = tmp_path / "cut"
     shutil.copytree(run, cut, ignore=shutil.ignore_patterns("checkpoints", "tensorboard",
                                                             "eval.json", "summary.json",
                                                             "sweep_summary.*"))
     rows = [r for r in read_metrics(run) if r["iteration"] < 2]
-    (cut / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    partial = json.dumps(read_metrics(run)[-1])[:20]  # a line cut short by kill -9
+    (cut / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + partial)
     assert main(["report", str(cut), "--no-plot"]) == 0
     out = capsys.readouterr().out
     assert "2 of 4 iterations" in out and "eval: missing (no eval.json" in out
     assert "ranked by train episode_return (last chunk)" in out
     table = _table_rows(out)
     groups = _by_setting(cut)
-    expected = {lr: stats.iqm([_last_chunk(cut, i, 1, "episode_return") for i in m])
+    expected = {lr: stats.iqm([_last_chunk(run, i, 1, "episode_return", until=2) for i in m])
                 for lr, m in groups.items()}
     assert [float(r[1]) for r in table] == pytest.approx(
         sorted(expected, key=lambda lr: -expected[lr]), rel=1e-5)
