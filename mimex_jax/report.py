@@ -340,22 +340,28 @@ def _caption(rep: Report) -> list[str]:
     return lines
 
 
-def _verdict(rep: Report) -> str | None:
-    """Whether the best setting's CI separates it from the others (the seed-noise check)."""
+def _best_names(rep: Report) -> str | None:
+    """The best setting(s) as ``name=value`` (``;`` between tied settings)."""
     best = [e for e in rep.entries if e["best"]]
-    if not best or len(rep.entries) < 2:
+    if not best:
         return None
     names = "; ".join(", ".join(f"{k}={v:g}" for k, v in e["setting"].items()) for e in best)
+    return names + (f" (tied: {len(best)} settings)" if len(best) > 1 else "")
+
+
+def _verdict(rep: Report) -> str | None:
+    """Whether the best setting's CI separates it from the others (the seed-noise check)."""
+    names = _best_names(rep)
+    if names is None:
+        return None
+    best = [e for e in rep.entries if e["best"]]
     b = rep.score(best[0])
-    if b is None or b["iqm"] is None:
-        return f"best: {names}"
     others = [rep.score(e) for e in rep.entries if not e["best"]]
+    if b is None or b["iqm"] is None or not others:
+        return f"best: {names}"
     overlap = sum(1 for o in others if o is not None and o["iqm"] is not None
                   and o["ci_low"] <= b["ci_high"] and b["ci_low"] <= o["ci_high"])
-    tie = f" (tied: {len(best)} settings)" if len(best) > 1 else ""
-    if not others:
-        return f"best: {names}{tie}"
-    return (f"best: {names}{tie}; {overlap} of {len(others)} other setting(s) have a 95% CI "
+    return (f"best: {names}; {overlap} of {len(others)} other setting(s) have a 95% CI "
             f"overlapping the best's ({len(rep.run.rc.run.seeds)} seed(s) each)"
             + (": not separated from seed noise" if overlap else ""))
 
@@ -454,5 +460,8 @@ def write(run_dir: str | Path, plots: bool = True) -> tuple[str, list[Path]]:
                 reference=ref[0]["iqm"] if ref and ref[0] is not None else None))
         if rep.run.rows:
             dirs = [run_dir] + ([run_dir / "baseline"] if rep.references else [])
-            written.append(plot_runs(dirs, run_dir / "curves.png"))
+            names = _best_names(rep)
+            title = None if names is None else \
+                f"best by {rep.rank_by.split(',')[0]}: {names}"
+            written.append(plot_runs(dirs, run_dir / "curves.png", title=title))
     return text, written
