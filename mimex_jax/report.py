@@ -300,7 +300,7 @@ def _columns(rep: Report) -> list[str]:
 def _setting_cells(rep: Report, entry: dict[str, Any]) -> list[str]:
     if not rep.run.swept:
         return [rep.run.rc.train.reward]
-    return [f"{entry['setting'][k]:g}" for k in rep.run.swept]
+    return [f"{entry['setting'][k]:.4g}" for k in rep.run.swept]
 
 
 def _train_metrics(rep: Report) -> tuple[str, ...]:
@@ -345,7 +345,7 @@ def _best_names(rep: Report) -> str | None:
     best = [e for e in rep.entries if e["best"]]
     if not best:
         return None
-    names = "; ".join(", ".join(f"{k}={v:g}" for k, v in e["setting"].items()) for e in best)
+    names = "; ".join(", ".join(f"{k}={v:.4g}" for k, v in e["setting"].items()) for e in best)
     return names + (f" (tied: {len(best)} settings)" if len(best) > 1 else "")
 
 
@@ -359,6 +359,9 @@ def _verdict(rep: Report) -> str | None:
     others = [rep.score(e) for e in rep.entries if not e["best"]]
     if b is None or b["iqm"] is None or not others:
         return f"best: {names}"
+    if min(len(e["members"]) for e in rep.entries) < 2:
+        return (f"best: {names}; one seed per setting, so no interval: the ranking may be "
+                "seed noise (more seeds: --seeds N)")
     overlap = sum(1 for o in others if o is not None and o["iqm"] is not None
                   and o["ci_low"] <= b["ci_high"] and b["ci_low"] <= o["ci_high"])
     return (f"best: {names}; {overlap} of {len(others)} other setting(s) have a 95% CI "
@@ -420,6 +423,13 @@ def summary_entries(run_dir: str | Path) -> dict[str, Any]:
     return {"ranked_by": rep.rank_by, "settings": rep.entries}
 
 
+def _ranges(rc: RunConfig) -> dict[str, tuple[float, float]]:
+    """A random search's ``(low, high)`` per hyperparameter; empty for a grid."""
+    if rc.sweep is None or "random" not in rc.sweep:
+        return {}
+    return {k: (spec[0], spec[1]) for k, spec in rc.sweep["random"]["ranges"].items()}
+
+
 def log_axes(rc: RunConfig, values: dict[str, list[float]]) -> set[str]:
     """Hyperparameters drawn log-uniformly; for a grid, positive values spanning >= 10x."""
     if rc.sweep is not None and "random" in rc.sweep:
@@ -456,7 +466,7 @@ def write(run_dir: str | Path, plots: bool = True) -> tuple[str, list[Path]]:
                 [{"setting": e["setting"], "agg": rep.score(e), "best": e["best"]}
                  for e in rep.entries], rep.run.swept, run_dir / SUMMARY_PNG,
                 ylabel=rep.rank_by.split(",")[0],
-                log_axes=log_axes(rep.run.rc, values),
+                log_axes=log_axes(rep.run.rc, values), limits=_ranges(rep.run.rc),
                 reference=ref[0]["iqm"] if ref and ref[0] is not None else None))
         if rep.run.rows:
             dirs = [run_dir] + ([run_dir / "baseline"] if rep.references else [])
