@@ -1,4 +1,4 @@
-"""The ``mimex-jax`` command: train, sweep, eval, plot (and a reward-model demo).
+"""The ``mimex-jax`` command: train, sweep, eval, plot, report (and a reward-model demo).
 
 ``mimex-jax`` with no arguments runs ``mimex-jax train`` on the embedded default config
 (``configs/default.yaml``): PPO + MIMEx on a sparse-reward task, small enough for a
@@ -17,7 +17,7 @@ import numpy as np
 
 from mimex_jax import __version__
 
-COMMANDS = ("train", "sweep", "eval", "plot", "demo", "bench")
+COMMANDS = ("train", "sweep", "eval", "plot", "report", "demo", "bench")
 BENCHMARKS = ("exploration",)
 
 
@@ -40,7 +40,7 @@ def _table(rows: list[tuple[str, dict]]) -> str:
              "train success (last chunk) |", "|---|---|---|---|---|---|"]
     for name, s in rows:
         ev = s.get("eval", {}).get("members", [])
-        last = s.get("last_chunk", {})
+        last = s.get("last_chunk_all_members", {})
         train = [f"{last[k]:.3f}" if k in last else "-"
                  for k in ("episode_return", "episode_success")]
         lines.append(
@@ -75,8 +75,8 @@ def cmd_train(args: argparse.Namespace, sweep: bool = False) -> int:
         run_dir = Path(args.out) if args.out else _default_out(rc.train, "sweep" if sweep
                                                                 else "train")
     cfg = rc.train
-    n_members = len(rc.run.seeds) * (1 if rc.sweep is None else
-                                     len(experiment.make_sweep(rc)[2]))
+    n_settings = 1 if rc.sweep is None else len(experiment.make_sweep(rc)[2])
+    n_members = len(rc.run.seeds) * n_settings
     main = distributed.is_main_process()
     show = print if main else (lambda *a, **k: None)  # one process reports
     show(f"mimex-jax {__version__}: {cfg.env_id}, reward {cfg.reward}, {n_members} "
@@ -87,7 +87,8 @@ def cmd_train(args: argparse.Namespace, sweep: bool = False) -> int:
     if summary["iterations"] < summary["total_iterations"]:
         show(f"stopped at iteration {summary['iterations']} of "
              f"{summary['total_iterations']}; continue with: mimex-jax train --resume "
-             f"{run_dir}")
+             f"{run_dir}" + (f"; the per-setting table so far: mimex-jax report {run_dir}"
+                             if n_settings > 1 else ""))
         return 0
     rows = [(f"{cfg.reward} (this run)", summary)]
     if rc.run.compare_baseline and cfg.reward != "none":
@@ -96,10 +97,15 @@ def cmd_train(args: argparse.Namespace, sweep: bool = False) -> int:
                                 resume=(run_dir / "baseline" / "checkpoints").exists(),
                                 progress=not args.no_progress)
         rows.append(("none (same budget)", base))
-    elif rc.run.eval_episodes > 0:
+    elif rc.run.eval_episodes > 0 and n_settings == 1:
         rnd = experiment.random_policy(rc, rc.run.eval_episodes)
         rows.append(("untrained policy, sampled actions",
                      {"env_steps": 0, "eval": {"members": [rnd]}}))
+    if n_settings > 1:  # one row per setting over its seeds, ranked (mimex_jax.report)
+        show(f"\nfinished in {summary['seconds']:.0f}s")
+        if main:
+            _print_report(run_dir)
+        return 0
     show(f"\nfinished in {summary['seconds']:.0f}s; eval over {rc.run.eval_episodes} "
          "episodes per member, deterministic policy (mean [min, max] over members)")
     show(_table(rows))
@@ -155,6 +161,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     metrics = [m for m in args.metrics.split(",") if m]
     path = plot_runs(args.run_dirs, out, metrics=metrics, smooth=args.smooth)
     print(f"wrote {path}")
+    return 0
+
+
+def _print_report(run_dir: str | Path, plots: bool = True) -> None:
+    from mimex_jax import report
+
+    text, files = report.write(run_dir, plots=plots)
+    print(text)
+    print("wrote " + ", ".join(str(f) for f in files))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Per-setting tables (and plots) of finished or interrupted run directories."""
+    for i, run_dir in enumerate(args.run_dirs):
+        if i:
+            print()
+        _print_report(run_dir, plots=not args.no_plot)
     return 0
 
 
@@ -244,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated metric names, one panel each")
     pl.add_argument("--smooth", type=int, default=1, help="moving-average window "
                                                           "(iterations)")
+    r = sub.add_parser("report", help="per-setting results over seeds, ranked, of finished or "
+                                      "interrupted run directories (table, CSV, plots)",
+                       formatter_class=fmt)
+    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    r.add_argument("--no-plot", action="store_true", help="write the tables only")
     d = sub.add_parser("demo", help="reward-model demo: novel vs familiar sequences",
                        formatter_class=fmt)
     d.add_argument("--updates", type=int, default=200, help="training updates per method")
@@ -273,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"train": cmd_train, "sweep": lambda a: cmd_train(a, sweep=True),
-                "eval": cmd_eval, "plot": cmd_plot, "demo": cmd_demo,
+                "eval": cmd_eval, "plot": cmd_plot, "report": cmd_report, "demo": cmd_demo,
                 "bench": cmd_bench}
     try:
         return handlers[args.command](args)

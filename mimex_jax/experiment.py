@@ -13,6 +13,7 @@ Run directory::
     metrics.jsonl/.csv per-iteration metrics (and member), TensorBoard files in tb/
     checkpoints/<it>/  orbax checkpoints of the whole TrainState (every member)
     eval.json          final evaluation (deterministic policy), per member
+    summary.json       run summary, with the per-setting results (mimex_jax.report)
     baseline/          the same run without a bonus, with run.compare_baseline
 
 ``resume=True`` continues from the newest checkpoint in the directory, exactly: the state
@@ -40,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mimex_jax import distributed, loop
+from mimex_jax import distributed, loop, report
 from mimex_jax.checkpoint import Checkpointer
 from mimex_jax.config import RunConfig, dump_yaml, make_sweep
 from mimex_jax.evaluate import make_evaluate
@@ -129,7 +130,9 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
     there), as a job with a time limit would; ``resume=True`` later continues the run
     exactly as if it had not stopped. The summary (also written to ``summary.json``)
     holds the final evaluation (only once the run is complete), the mean of the last
-    chunk's training metrics, iterations, env steps and wall time.
+    chunk's training metrics over all members, the per-setting aggregates over seeds,
+    ranked (``settings``, see :mod:`mimex_jax.report`), iterations, env steps and wall
+    time.
     """
     stream = stream or sys.stderr
     run_dir = Path(run_dir)
@@ -203,7 +206,7 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
     summary: dict[str, Any] = {
         "iterations": end, "total_iterations": total,
         "env_steps": end * cfg.steps_per_iteration,
-        "seconds": seconds, "members": m.labels, "last_chunk": last,
+        "seconds": seconds, "members": m.labels, "last_chunk_all_members": last,
     }
     if opts.eval_episodes > 0 and end == total:
         if jax.process_count() > 1:  # host copies: evaluation runs on each process's devices
@@ -213,6 +216,9 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
         if main:
             (run_dir / "eval.json").write_text(json.dumps(summary["eval"], indent=1))
     if main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        # then the per-setting results over seeds (read back from the files just written)
+        summary.update(report.summary_entries(run_dir))
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
