@@ -19,9 +19,9 @@ A second process that finds the lock
   unless ``force=True`` (``--force-unlock``) says that process is gone. A held ``flock``
   is never overridden.
 
-Multi-process runs (``jax.distributed``): only process 0 holds the lock; it broadcasts
-whether it got it, and every other process stops with the same exit status when it did
-not (:func:`hold`).
+Multi-process runs (``jax.distributed``): only process 0 holds the lock; it tells the
+others through JAX's coordination service whether it got it, and every other process stops
+with the same exit status when it did not (:func:`hold`).
 
 Without ``fcntl`` (Windows) or on a filesystem without ``flock`` the file's contents
 alone decide, which leaves a short race between two processes starting at the same
@@ -51,6 +51,8 @@ except ImportError:  # Windows
 LOCK_FILE = "run.lock"
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL}
 _held: dict[str, list[Any]] = {}  # this process's locks: real path -> [count, RunLock]
+_rounds = [0]  # multi-process lock decisions so far (the same count on every process)
+_WAIT_FOR_PROCESS_0_MS = 10 * 60 * 1000
 
 
 class RunLockedError(ValueError):
@@ -205,8 +207,8 @@ class RunLock:
             f"run directory {self.run_dir} is in use: it is locked by {_describe(owner)}, "
             f"{why}. {todo} Nothing in {self.run_dir} was changed.", self.run_dir, owner)
 
-    def _open_locked(self) -> tuple[int, bool]:
-        """Open the lock file and take its ``flock``: ``(fd, flock supported)``."""
+    def _open_locked(self) -> int:
+        """Open the lock file and take its ``flock`` where the filesystem has one."""
         for _ in range(20):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
@@ -225,10 +227,10 @@ class RunLock:
                 os.close(fd)
                 raise self._refuse(owner, "which is running (it holds the lock file's OS "
                                           "lock)", f"Wait for it to finish, or stop it first "
-                                                   f"(kill {owner['pid']} on {owner['host']})"
+                                                   f"(kill {owner['pid']} on {owner['host']})."
                                    if owner else "Wait for it to finish, or stop it first.")
             if _same_file(fd, self.path):
-                return fd, got is True
+                return fd
             os.close(fd)  # the previous owner removed the file while we opened it: again
         raise RuntimeError(f"could not open a stable lock file at {self.path}")
 
@@ -243,7 +245,7 @@ class RunLock:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ValueError(f"cannot create run directory {self.run_dir}: {e.strerror}") from e
-        fd, _ = self._open_locked()
+        fd = self._open_locked()
         try:
             owner = _parse(_read_fd(fd))
             if owner is not None:
@@ -262,6 +264,9 @@ class RunLock:
 
     def _check_previous(self, owner: dict[str, Any]) -> None:
         """Refuse a live or unverifiable previous owner; warn when taking one over."""
+        me = this_owner()
+        if all(owner.get(k) == me[k] for k in ("host", "pid", "pid_start", "boot_id")):
+            return  # left by this very process (which no longer holds it): nothing to say
         state = owner_state(owner)
         if state == "alive":
             raise self._refuse(owner, "which is still running on this host",
@@ -310,14 +315,33 @@ def is_held(run_dir: str | os.PathLike) -> bool:
     return os.path.realpath(run_dir) in _held
 
 
+def _from_process_0(value: str | None) -> str:
+    """Process 0's ``value`` on every process of a ``jax.distributed`` run.
+
+    Goes through the coordination service's key-value store (as orbax's barriers do), so
+    nothing is placed on a device or compiled. Every process calls this the same number
+    of times, in the same order, so the n-th call of each meets under one key.
+    """
+    import jax
+    from jax._src import distributed as jax_distributed
+
+    _rounds[0] += 1
+    key = f"mimex_jax/runlock/{_rounds[0]}"
+    client = jax_distributed.global_state.client
+    if jax.process_index() == 0:
+        client.key_value_set(key, value)
+        return value
+    return client.blocking_key_value_get(key, _WAIT_FOR_PROCESS_0_MS)
+
+
 @contextlib.contextmanager
 def hold(run_dir: str | os.PathLike, *, force: bool = False) -> Iterator[None]:
     """Hold ``run_dir``'s lock for the block, across all processes of the run.
 
     With one process this is :class:`RunLock`. With several (``jax.distributed``), process
-    0 takes the lock and broadcasts whether it did; the others raise the same kind of
-    :class:`RunLockedError` when it did not, so every process stops before compiling.
-    Re-entrant: a nested ``hold`` of the same directory (e.g. the CLI around
+    0 takes the lock and tells the others (through JAX's coordination service) whether it
+    did; they raise :class:`RunLockedError` when it did not, so every process stops before
+    compiling. Re-entrant: a nested ``hold`` of the same directory (e.g. the CLI around
     :func:`mimex_jax.experiment.train`) does nothing more.
     """
     jax_mod = sys.modules.get("jax")  # never imported (or a backend started) just for this
@@ -327,10 +351,6 @@ def hold(run_dir: str | os.PathLike, *, force: bool = False) -> Iterator[None]:
         with RunLock(run_dir, force=force):
             yield
         return
-    import jax
-    import numpy as np
-    from jax.experimental import multihost_utils
-
     key = os.path.realpath(run_dir)
     if key in _held:  # every process registers, so nested holds agree on all of them
         _held[key][0] += 1
@@ -340,18 +360,19 @@ def hold(run_dir: str | os.PathLike, *, force: bool = False) -> Iterator[None]:
             _held[key][0] -= 1
         return
     lock, error = None, None
-    if jax.process_index() == 0:
+    if jax_mod.process_index() == 0:
         lock = RunLock(run_dir, force=force)
         try:
             lock.acquire()
         except Exception as e:  # whatever it is, the others must hear of it, not hang
             error = e
-    ok = int(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+    verdict = _from_process_0(None if lock is None else "ok" if error is None else
+                              str(error))
     if error is not None:
         raise error
-    if not ok:
+    if verdict != "ok":
         raise RunLockedError(f"run directory {run_dir}: process 0 of this run could not take "
-                             "its lock (see process 0's message); this process stops too",
+                             f"its lock, so this process stops too. Process 0 says: {verdict}",
                              Path(run_dir), None)
     if lock is None:
         _held[key] = [1, RunLock(run_dir)]  # a marker: nothing to release here

@@ -300,3 +300,38 @@ def test_resume_while_a_fresh_run_trains_then_after_kill(
         assert main(["train", "--resume", str(run), "--no-progress",
                      "--set", "run.checkpoint_every=1"]) == 0
     _assert_same_run(straight, run)
+
+
+@pytest.mark.slow
+def test_two_process_resume_of_a_locked_run_stops_both(tmp_path: Path) -> None:
+    """jax.distributed: process 0 finds the lock held and both processes exit with 2."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(TINY, run / "config.yaml")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], env=_env(),
+                              stdout=subprocess.PIPE, text=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in _env().items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    procs = []
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = _digest(run)
+        for i in range(2):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "mimex_jax.cli", "train", "--resume", str(run),
+                 "--no-progress", "--distributed", "--coordinator", f"127.0.0.1:{port}",
+                 "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        logs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        _kill(holder)
+    assert [p.returncode for p in procs] == [2, 2], logs
+    assert f"pid {holder.pid}" in logs[0] and "is in use" in logs[0]
+    assert "process 0 of this run could not take its lock" in logs[1]
+    assert f"pid {holder.pid}" in logs[1]  # process 0's reason, passed on
+    assert _digest(run) == before
