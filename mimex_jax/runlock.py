@@ -92,9 +92,14 @@ def this_owner(command: str | None = None) -> dict[str, Any]:
         "host": socket.gethostname(), "pid": os.getpid(),
         "pid_start": stat[1] if stat else None, "boot_id": _boot_id(),
         "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": command if command is not None else " ".join(
-            [Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command if command is not None else " ".join([_program(), *sys.argv[1:]]),
     }
+
+
+def _program() -> str:
+    """How this process was started: ``mimex-jax`` for the CLI however it was launched."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    return "mimex-jax" if name in ("cli.py", "mimex-jax") else name
 
 
 def owner_state(owner: dict[str, Any]) -> str:

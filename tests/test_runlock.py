@@ -257,9 +257,12 @@ def test_resume_before_the_first_checkpoint_starts_from_iteration_0(
 
 
 @pytest.mark.slow
-def test_killed_while_compiling_resumes_from_iteration_0(straight: Path,
-                                                         tmp_path: Path) -> None:
-    """The issue's case: kill -9 during the first compile; --resume starts over."""
+@pytest.mark.parametrize("again", [["--resume", "{run}"], ["-c", TINY, "--out", "{run}"]],
+                         ids=["resume", "same-command"])
+def test_killed_while_compiling_resumes_from_iteration_0(straight: Path, tmp_path: Path,
+                                                         again: list[str]) -> None:
+    """The issue's case: kill -9 during the first compile; --resume (or the same command
+    again, as a requeue would) starts over, without appending to the partial logs."""
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "mimex_jax.cli", "train", "-c", TINY,
                              "--out", str(run), "--no-progress"], cwd=ROOT, env=_env(),
@@ -270,7 +273,7 @@ def test_killed_while_compiling_resumes_from_iteration_0(straight: Path,
         _kill(proc)
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.isdigit()]
     with pytest.warns(StaleLockWarning):
-        assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+        assert main(["train", *[a.format(run=run) for a in again], "--no-progress"]) == 0
     _assert_same_run(straight, run)
 
 
