@@ -305,36 +305,72 @@ def test_resume_while_a_fresh_run_trains_then_after_kill(
     _assert_same_run(straight, run)
 
 
-@pytest.mark.slow
-def test_two_process_resume_of_a_locked_run_stops_both(tmp_path: Path) -> None:
-    """jax.distributed: process 0 finds the lock held and both processes exit with 2."""
-    run = tmp_path / "run"
-    run.mkdir()
-    shutil.copy(TINY, run / "config.yaml")
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], env=_env(),
-                              stdout=subprocess.PIPE, text=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+# Two jax.distributed processes that only take the lock (no training): process 0 holds it,
+# both see the same verdict, a nested hold agrees on both, and the release removes it.
+TWO_HOLDERS = """
+import os, sys
+import jax
+from mimex_jax import runlock
+run, port, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+jax.distributed.initialize(f"127.0.0.1:{port}", 2, pid)
+with runlock.hold(run):
+    with runlock.hold(run):
+        owner = runlock.read_owner(run)
+    print("owner", owner["pid"], "me", os.getpid(), "held", runlock.is_held(run), flush=True)
+print("after", os.path.exists(os.path.join(run, runlock.LOCK_FILE)), flush=True)
+"""
+
+
+def _two(cmds: list[list[str]]) -> tuple[list[int], list[str]]:
     env = {k: v for k, v in _env().items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    procs = []
+    procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for c in cmds]
     try:
-        assert holder.stdout.readline().strip() == "locked"
-        before = _digest(run)
-        for i in range(2):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "mimex_jax.cli", "train", "--resume", str(run),
-                 "--no-progress", "--distributed", "--coordinator", f"127.0.0.1:{port}",
-                 "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         logs = [p.communicate(timeout=300)[0] for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+    return [p.returncode for p in procs], logs
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_lock_through_process_0(tmp_path: Path) -> None:
+    """jax.distributed: a locked run stops both processes with exit status 2 (process 0
+    with the owner, process 1 with process 0's reason); a free one is held by process 0."""
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(TINY, run / "config.yaml")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], env=_env(),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = _digest(run)
+        port = _port()
+        codes, logs = _two([[sys.executable, "-m", "mimex_jax.cli", "train", "--resume",
+                             str(run), "--no-progress", "--distributed", "--coordinator",
+                             f"127.0.0.1:{port}", "--num-processes", "2", "--process-id",
+                             str(i)] for i in range(2)])
+    finally:
         _kill(holder)
-    assert [p.returncode for p in procs] == [2, 2], logs
+    assert codes == [2, 2], logs
     assert f"pid {holder.pid}" in logs[0] and "is in use" in logs[0]
     assert "process 0 of this run could not take its lock" in logs[1]
     assert f"pid {holder.pid}" in logs[1]  # process 0's reason, passed on
     assert _digest(run) == before
+    (run / LOCK_FILE).unlink()  # the holder's, left by kill -9
+    port = _port()
+    codes, logs = _two([[sys.executable, "-c", TWO_HOLDERS, str(run), str(port), str(i)]
+                        for i in range(2)])
+    assert codes == [0, 0], logs
+    lines = [[ln.split() for ln in log.splitlines() if ln.startswith(("owner", "after"))]
+             for log in logs]
+    (_, owner0, _, me0, _, held0), (_, owner1, _, _, _, held1) = lines[0][0], lines[1][0]
+    assert owner0 == me0 == owner1 and held0 == held1 == "True"  # process 0 owns it
+    assert lines[0][1] == ["after", "False"]  # process 0 released it: file removed
