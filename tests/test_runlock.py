@@ -199,6 +199,9 @@ def test_second_resume_is_refused_while_the_owner_lives_then_takes_over(
         _wait_for(lambda: (runlock.read_owner(run) or {}).get("pid") == owner.pid, owner,
                   "the first process took the lock")
         os.kill(owner.pid, signal.SIGSTOP)  # alive, and the directory stays still
+        # as if the owner were writing its next checkpoint (orbax's temporary name)
+        saving = run / "checkpoints" / "3.orbax-checkpoint-tmp-1234567"
+        saving.mkdir()
         before = _digest(run)
         capsys.readouterr()
         for cmd in (["train", "--resume", str(run)], ["sweep", "--resume", str(run)],
@@ -209,7 +212,8 @@ def test_second_resume_is_refused_while_the_owner_lives_then_takes_over(
             assert f"pid {owner.pid} on host {socket.gethostname()}" in err
             assert f"kill {owner.pid}" in err and "Nothing in" in err
             assert _digest(run) == before, cmd
-        # eval reads a locked run without the lock and writes nothing into it
+        # eval reads a locked run without the lock and writes nothing into it (nor does
+        # it clean up the step being saved, as a writing Checkpointer would)
         assert main(["eval", str(run), "--episodes", "2"]) == 0
         assert "step 2" in capsys.readouterr().out
         assert _digest(run) == before
@@ -218,7 +222,13 @@ def test_second_resume_is_refused_while_the_owner_lives_then_takes_over(
     assert runlock.read_owner(run)["pid"] == owner.pid
     with pytest.warns(StaleLockWarning, match=f"pid {owner.pid}.*no longer running"):
         assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert not saving.exists()  # the new owner's Checkpointer cleaned it up
     _assert_same_run(straight, run)
+
+
+def test_metrics_of_a_live_run_skip_the_row_being_written(tmp_path: Path) -> None:
+    (tmp_path / "metrics.jsonl").write_text('{"iteration": 0}\n{"iteration": 1}\n{"itera')
+    assert read_metrics(tmp_path) == [{"iteration": 0}, {"iteration": 1}]
 
 
 def test_resume_before_the_first_checkpoint_starts_from_iteration_0(
