@@ -212,10 +212,11 @@ def test_second_resume_is_refused_while_the_owner_lives_then_takes_over(
             assert f"pid {owner.pid} on host {socket.gethostname()}" in err
             assert f"kill {owner.pid}" in err and "Nothing in" in err
             assert _digest(run) == before, cmd
-        # eval reads a locked run without the lock and writes nothing into it (nor does
-        # it clean up the step being saved, as a writing Checkpointer would)
+        # eval and plot read a locked run without the lock and write nothing into it (eval
+        # does not clean up the step being saved, as a writing Checkpointer would)
         assert main(["eval", str(run), "--episodes", "2"]) == 0
         assert "step 2" in capsys.readouterr().out
+        assert main(["plot", str(run), "--out", str(tmp_path / "curves.png")]) == 0
         assert _digest(run) == before
     finally:
         _kill(owner)  # kill -9 of a stopped process: the lock file stays behind
