@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 from mimex_jax import __version__
@@ -243,18 +244,23 @@ class Checkpointer:
     Keeps the ``keep_last`` most recent steps and, with ``best_metric``, also the step whose
     ``metrics[best_metric]`` is best (``best_mode`` ``"max"`` or ``"min"``; NaN is worst).
     ``create=False`` refuses a directory that does not exist instead of creating it.
+    ``read_only=True`` (implies ``create=False``) only reads: it neither saves, deletes
+    nor cleans up the temporary directory of a step being written, so it is safe on the
+    checkpoints of a run that another process is still training (``mimex-jax eval``).
     Saving is synchronous: :meth:`save` returns once the step is on disk.
     """
 
     def __init__(self, directory: str | os.PathLike, *, keep_last: int = 3,
                  best_metric: str | None = None, best_mode: str = "max",
-                 create: bool = True) -> None:
+                 create: bool = True, read_only: bool = False) -> None:
         if not (isinstance(keep_last, int) and keep_last >= 1):
             raise ValueError(f"keep_last={keep_last!r} is invalid; allowed: an integer >= 1")
         if best_mode not in ("max", "min"):
             raise ValueError(f"best_mode={best_mode!r} is invalid; allowed: 'max', 'min'")
         self.directory = Path(directory).absolute()
         self.best_metric = best_metric
+        self.read_only = read_only
+        create = create and not read_only
         if self.directory.exists() and not self.directory.is_dir():
             raise CheckpointError(f"checkpoint directory {self.directory} is not a directory")
         if not create and not self.directory.is_dir():
@@ -265,16 +271,26 @@ class Checkpointer:
             best_fn = _metric_value(best_metric, best_mode)
             policies.append(pp.BestN(get_metric_fn=best_fn, reverse=best_mode == "min", n=1,
                                      keep_checkpoints_without_metrics=False))
-        options = ocp.CheckpointManagerOptions(
-            create=create, enable_async_checkpointing=False, cleanup_tmp_directories=True,
-            best_fn=best_fn, best_mode=best_mode,
-            preservation_policy=pp.AnyPreservationPolicy(policies))
+        if read_only:
+            options = ocp.CheckpointManagerOptions(
+                create=False, read_only=True, save_interval_steps=0,
+                enable_async_checkpointing=False, best_fn=best_fn, best_mode=best_mode)
+        else:
+            options = ocp.CheckpointManagerOptions(
+                create=create, enable_async_checkpointing=False,
+                cleanup_tmp_directories=True, best_fn=best_fn, best_mode=best_mode,
+                preservation_policy=pp.AnyPreservationPolicy(policies))
+        verbosity = absl_logging.get_verbosity()
+        if read_only:  # orbax warns that the directory is read-only: it is meant to be
+            absl_logging.set_verbosity(absl_logging.ERROR)
         try:
             self._manager = ocp.CheckpointManager(self.directory, options=options,
                                                   item_names=(_STATE, _META))
         except Exception as e:  # orbax raises assorted types for bad paths
             raise CheckpointError(f"cannot use {self.directory} as a checkpoint directory: "
                                   f"{_summary(e)}") from e
+        finally:
+            absl_logging.set_verbosity(verbosity)
 
     # -- steps ------------------------------------------------------------------------
 
@@ -329,6 +345,9 @@ class Checkpointer:
         (run options, sweep member labels, ...). On failure raises :class:`CheckpointError`
         and leaves earlier steps untouched.
         """
+        if self.read_only:
+            raise CheckpointError(f"cannot save step {iteration}: {self.directory} was "
+                                  "opened read-only")
         if isinstance(iteration, bool) or not isinstance(iteration, (int, np.integer)) \
                 or iteration < 0:
             raise ValueError(f"iteration={iteration!r} is invalid; allowed: an integer >= 0")
@@ -515,7 +534,7 @@ def read_metadata(directory: str | os.PathLike, step: int | None = None) -> dict
     Reads only the JSON; raises :class:`CheckpointError` when ``directory`` holds no
     readable checkpoint.
     """
-    ckpt = Checkpointer(directory, create=False)
+    ckpt = Checkpointer(directory, read_only=True)
     try:
         return ckpt.metadata(step)
     finally:

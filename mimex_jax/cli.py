@@ -8,14 +8,19 @@ laptop CPU, ending with a table of the final policy against a baseline.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mimex_jax import __version__
+
+if TYPE_CHECKING:
+    from mimex_jax.config import RunConfig
 
 COMMANDS = ("train", "sweep", "eval", "plot", "report", "demo", "bench")
 BENCHMARKS = ("exploration",)
@@ -51,29 +56,50 @@ def _table(rows: list[tuple[str, dict]]) -> str:
 
 
 def cmd_train(args: argparse.Namespace, sweep: bool = False) -> int:
-    from mimex_jax import distributed, experiment
-    from mimex_jax.config import load_config
+    from mimex_jax import runlock  # no JAX yet: a refused process stops in well under 1 s
 
     if args.distributed:  # before anything touches a device
+        from mimex_jax import distributed
+
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     elif any(v is not None for v in (args.coordinator, args.num_processes, args.process_id)):
         raise ValueError("--coordinator / --num-processes / --process-id need --distributed")
     overrides = list(args.set or [])
     if args.seeds is not None:
         overrides.append(f"run.seeds={args.seeds}")
-    if args.resume is not None:
-        run_dir = Path(args.resume)
-        config_path = args.config or [run_dir / "config.yaml"]
-        if not Path(config_path[0]).exists():
-            raise ValueError(f"--resume {run_dir}: no config.yaml there (not a run directory)")
-        rc = load_config(config_path, overrides)
-    else:
-        rc = load_config(args.config or None, overrides)
-        if sweep and rc.sweep is None:
-            raise ValueError("mimex-jax sweep: the config has no 'sweep:' section (grid or "
-                             "random); see configs/sweeps/ for examples")
-        run_dir = Path(args.out) if args.out else _default_out(rc.train, "sweep" if sweep
-                                                                else "train")
+    with contextlib.ExitStack() as stack:
+        # One owner per run directory: an existing directory is locked before the config is
+        # even read (a refused process touches nothing, not even a device); a new one once
+        # the config is valid, so a config error leaves no directory behind.
+        if args.resume is not None:
+            run_dir = Path(args.resume)
+            config_path = args.config or [run_dir / "config.yaml"]
+            if not Path(config_path[0]).exists():
+                raise ValueError(f"--resume {run_dir}: no config.yaml there (not a run "
+                                 "directory)")
+            stack.enter_context(runlock.hold(run_dir, force=args.force_unlock))
+            from mimex_jax.config import load_config
+
+            rc = load_config(config_path, overrides)
+        else:
+            if args.out and Path(args.out).is_dir():
+                stack.enter_context(runlock.hold(args.out, force=args.force_unlock))
+            from mimex_jax.config import load_config
+
+            rc = load_config(args.config or None, overrides)
+            if sweep and rc.sweep is None:
+                raise ValueError("mimex-jax sweep: the config has no 'sweep:' section (grid "
+                                 "or random); see configs/sweeps/ for examples")
+            run_dir = Path(args.out) if args.out else _default_out(rc.train, "sweep" if sweep
+                                                                    else "train")
+            stack.enter_context(runlock.hold(run_dir, force=args.force_unlock))
+        return _train_command(args, rc, run_dir)
+
+
+def _train_command(args: argparse.Namespace, rc: RunConfig, run_dir: Path) -> int:
+    """The body of ``train`` / ``sweep`` once ``run_dir`` is locked by this process."""
+    from mimex_jax import distributed, experiment
+
     cfg = rc.train
     n_settings = 1 if rc.sweep is None else len(experiment.make_sweep(rc)[2])
     n_members = len(rc.run.seeds) * n_settings
@@ -122,7 +148,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     path = Path(args.checkpoint)
     ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    with Checkpointer(ckpt_dir, create=False) as ckpt:
+    # Read-only and without the run's lock: works while the run is still training, and
+    # writes nothing into the run directory.
+    with Checkpointer(ckpt_dir, read_only=True) as ckpt:
         meta = ckpt.metadata(args.step)
         cfg = config_from_metadata(meta)
         labels = meta["extra"].get("labels") or [{"seed": 0}]
@@ -232,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop after this many iterations in total, with a checkpoint "
                             "(continue later with --resume)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--force-unlock", action="store_true",
+                       help="take over the run directory's lock even though its owner "
+                            "cannot be checked (a process on another host that you know "
+                            "is gone); a lock of a live process on this host is never "
+                            "taken over")
         p.add_argument("--distributed", action="store_true",
                        help="join a multi-process run (jax.distributed.initialize): every "
                             "process runs the same command; process 0 writes the logs")

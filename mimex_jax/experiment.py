@@ -15,10 +15,14 @@ Run directory::
     eval.json          final evaluation (deterministic policy), per member
     summary.json       run summary, with the per-setting results (mimex_jax.report)
     baseline/          the same run without a bonus, with run.compare_baseline
+    run.lock           while training: the owner (:mod:`mimex_jax.runlock`)
 
 ``resume=True`` continues from the newest checkpoint in the directory, exactly: the state
 holds the RNG key and iteration counter, and log rows past the checkpoint (written
-before an interruption) are dropped before logging resumes.
+before an interruption) are dropped before logging resumes. A directory without a
+complete checkpoint (stopped before its first one) starts again from iteration 0, its
+partial logs removed. One process owns the directory while :func:`train` runs (its lock);
+another one is refused before anything is written or compiled.
 
 On several devices the run is laid over a mesh (``run.mesh`` / ``run.devices``, see
 :mod:`mimex_jax.distributed`); with several processes (``jax.distributed``) every process
@@ -31,6 +35,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -41,12 +46,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mimex_jax import distributed, loop, report
+from mimex_jax import distributed, loop, report, runlock
 from mimex_jax.checkpoint import Checkpointer
 from mimex_jax.config import RunConfig, dump_yaml, make_sweep
 from mimex_jax.evaluate import make_evaluate
-from mimex_jax.logging import MetricsLogger, ProgressBar
+from mimex_jax.logging import (
+    METRICS_CSV,
+    METRICS_JSONL,
+    TENSORBOARD_DIR,
+    MetricsLogger,
+    ProgressBar,
+)
 from mimex_jax.trainer import HParams, TrainConfig, TrainState
+
+_LOGS = (METRICS_JSONL, METRICS_CSV, TENSORBOARD_DIR)  # what a run appends to
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +112,22 @@ def _truncate_logs(run_dir: Path, iteration: int) -> None:
                 csv.writer(f).writerows(keep)
 
 
+def _clear_logs(run_dir: Path) -> bool:
+    """Remove the metric logs (JSONL, CSV, TensorBoard) of a run that starts over; returns
+    whether there were any."""
+    found = False
+    for name in _LOGS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        found = True
+    return found
+
+
 def evaluate_members(m: Members, state: TrainState, episodes: int,
                      deterministic: bool = True, seed: int = 12345) -> dict[str, Any]:
     """Mean return / success / length of ``episodes`` fresh episodes, per member."""
@@ -123,19 +152,30 @@ def evaluate_members(m: Members, state: TrainState, episodes: int,
 
 def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
           progress: bool = True, stream: TextIO | None = None,
-          stop_at: int | None = None) -> dict[str, Any]:
+          stop_at: int | None = None, force_unlock: bool = False) -> dict[str, Any]:
     """Train ``rc`` into ``run_dir`` (or continue it); returns the run summary.
 
     ``stop_at`` ends this call after that many iterations in total (with a checkpoint
     there), as a job with a time limit would; ``resume=True`` later continues the run
-    exactly as if it had not stopped. The summary (also written to ``summary.json``)
+    exactly as if it had not stopped (from iteration 0, its partial logs cleared, when it
+    stopped before its first checkpoint). The summary (also written to ``summary.json``)
     holds the final evaluation (only once the run is complete), the mean of the last
     chunk's training metrics over all members, the per-setting aggregates over seeds,
     ranked (``settings``, see :mod:`mimex_jax.report`), iterations, env steps and wall
     time.
+
+    The run directory's lock (:mod:`mimex_jax.runlock`) is held throughout: a directory
+    owned by another live process raises :class:`~mimex_jax.runlock.RunLockedError`
+    before anything is written or compiled; ``force_unlock`` takes over a lock whose owner
+    cannot be checked (another host).
     """
-    stream = stream or sys.stderr
-    run_dir = Path(run_dir)
+    with runlock.hold(run_dir, force=force_unlock):
+        return _train(rc, Path(run_dir), resume=resume, progress=progress,
+                      stream=stream or sys.stderr, stop_at=stop_at)
+
+
+def _train(rc: RunConfig, run_dir: Path, *, resume: bool, progress: bool, stream: TextIO,
+           stop_at: int | None) -> dict[str, Any]:
     m = members_of(rc)
     cfg, opts = m.cfg, rc.run
     ckpt_dir = run_dir / "checkpoints"
@@ -153,7 +193,19 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
     checkpointer = Checkpointer(ckpt_dir, keep_last=opts.keep_last,
                                 best_metric=opts.best_metric, best_mode=opts.best_mode)
     state = None
-    if resume:
+    if checkpointer.latest_step() is None:
+        # A new run, or one stopped before its first checkpoint (e.g. killed while
+        # compiling): nothing to restore, so it starts at iteration 0, and the logs of an
+        # earlier start are dropped rather than appended to.
+        cleared = main and _clear_logs(run_dir)
+        if main and resume:
+            print(f"{run_dir} holds no complete checkpoint yet (the run stopped before its "
+                  "first one): starting it from iteration 0 with its config"
+                  + (", its partial logs cleared" if cleared else ""), file=stream, flush=True)
+        elif cleared:
+            print(f"{run_dir}: removed the logs of an earlier start that stopped before its "
+                  "first checkpoint", file=stream, flush=True)
+    else:
         template = loop.state_template(runner, m.keys, m.hparams)  # with shardings
         state, saved_hp, meta = checkpointer.restore(template, cfg=cfg)
         if not all(np.array_equal(np.asarray(a), np.asarray(b))
@@ -226,7 +278,7 @@ def train(rc: RunConfig, run_dir: str | Path, *, resume: bool = False,
 def baseline_config(rc: RunConfig) -> RunConfig:
     """``rc`` without an exploration bonus (same budget, seeds and PPO settings)."""
     train_cfg = dataclasses.replace(rc.train, reward="none", normalize_intrinsic=False,
-                                    mimex=())
+                                    mimex=(), bonus=())
     run = dataclasses.replace(rc.run, compare_baseline=False)
     return dataclasses.replace(rc, train=train_cfg, run=run, sweep=None)
 

@@ -358,9 +358,13 @@ class MetricsLogger:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of ``<run_dir>/metrics.jsonl`` (or of the given ``.jsonl`` file), in order."""
+    """The rows of ``<run_dir>/metrics.jsonl`` (or of the given ``.jsonl`` file), in order.
+
+    A last line without its newline (a row that a running training is writing right now)
+    is left out.
+    """
     path = Path(run_dir)
     if path.is_dir():
         path = path / METRICS_JSONL
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [json.loads(line) for line in f if line.strip() and line.endswith("\n")]

@@ -39,3 +39,16 @@ def load_case(name: str) -> dict:
 @pytest.fixture(scope="session")
 def key() -> jax.Array:
     return jax.random.key(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted ``mimex-jax train`` of ``tests/data/tiny.yaml`` (read-only: tests
+    that change a run copy it)."""
+    from _runs import TINY
+
+    from mimex_jax.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    assert main(["train", "-c", TINY, "--out", str(out), "--no-progress"]) == 0
+    return out

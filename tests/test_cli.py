@@ -13,42 +13,19 @@ import sys
 import time
 from pathlib import Path
 
-import jax
-import numpy as np
 import pytest
+from _runs import TINY, assert_same_state, final_state
 
 from mimex_jax import loop
-from mimex_jax.checkpoint import Checkpointer
 from mimex_jax.cli import main
 from mimex_jax.config import load_config
-from mimex_jax.experiment import members_of
 from mimex_jax.logging import read_metrics
-
-TINY = str(Path(__file__).resolve().parent / "data" / "tiny.yaml")
-
-
-def _final_state(run_dir: Path):
-    rc = load_config(run_dir / "config.yaml")
-    m = members_of(rc)
-    runner = loop.make_runner(m.cfg, sweep=m.sweep)
-    template = jax.eval_shape(runner.init, m.keys, m.hparams)
-    with Checkpointer(run_dir / "checkpoints", create=False) as ckpt:
-        state, _, meta = ckpt.restore(template)
-    return state, meta
-
-
-def _assert_same_state(a, b) -> None:
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x, y = jax.random.key_data(x), jax.random.key_data(y)
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+from mimex_jax.runlock import StaleLockWarning
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "straight"
-    assert main(["train", "-c", TINY, "--out", str(out), "--no-progress"]) == 0
-    return out
+def straight(tiny_run: Path) -> Path:
+    return tiny_run  # shared with tests/test_runlock.py (conftest.py)
 
 
 def test_train_writes_a_run_directory(straight: Path, capsys) -> None:
@@ -70,10 +47,10 @@ def test_stop_and_resume_equals_a_straight_run(straight: Path, tmp_path: Path) -
     assert [r["iteration"] for r in read_metrics(out)] == [0, 1]
     assert not (out / "eval.json").exists()
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
-    a, meta_a = _final_state(straight)
-    b, meta_b = _final_state(out)
+    a, meta_a = final_state(straight)
+    b, meta_b = final_state(out)
     assert meta_a["step"] == meta_b["step"] == 4
-    _assert_same_state(a, b)  # params, optimizer and reward-model state, env, RNG, counter
+    assert_same_state(a, b)  # params, optimizer and reward-model state, env, RNG, counter
     assert read_metrics(out) == read_metrics(straight)
     assert json.loads((out / "eval.json").read_text()) == json.loads(
         (straight / "eval.json").read_text())
@@ -135,7 +112,7 @@ def test_sweep_trains_every_member_in_one_run(tmp_path: Path, capsys) -> None:
     assert {(r["k_expl"], r["seed"]) for r in rows} == {(0.0, 0), (0.0, 1), (0.1, 0), (0.1, 1)}
     ev = json.loads((out / "eval.json").read_text())["members"]
     assert len(ev) == 4
-    state, meta = _final_state(out)
+    state, meta = final_state(out)
     assert loop.iteration_of(state) == 4 and state.iteration.shape == (4,)
     assert meta["extra"]["labels"][2] == {"k_expl": 0.1, "seed": 0}
     assert main(["sweep", "-c", TINY]) == 2
@@ -196,9 +173,10 @@ def test_sigkill_during_training_resumes_from_the_last_checkpoint(straight: Path
             proc.kill()
     saved = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
     assert saved and saved[-1] < 4, saved
-    assert main(["train", "--resume", str(out), "--no-progress",
-                 "--set", "run.checkpoint_every=1"]) == 0
-    a, _ = _final_state(straight)
-    b, _ = _final_state(out)
-    _assert_same_state(a, b)
+    with pytest.warns(StaleLockWarning):  # the killed process's lock is taken over
+        assert main(["train", "--resume", str(out), "--no-progress",
+                     "--set", "run.checkpoint_every=1"]) == 0
+    a, _ = final_state(straight)
+    b, _ = final_state(out)
+    assert_same_state(a, b)
     assert read_metrics(out) == read_metrics(straight)
