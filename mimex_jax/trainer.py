@@ -29,6 +29,7 @@ import optax
 
 from mimex_jax import envs as envs_lib
 from mimex_jax import windows
+from mimex_jax.agents.base import AgentDef, agent_names, get_agent
 from mimex_jax.agents.ppo import ActorCritic, PPOLossConfig, gae, ppo_loss
 from mimex_jax.distributed import constrain_envs
 from mimex_jax.rewards import (
@@ -90,6 +91,8 @@ class TrainConfig:
     activation: str = "selu"
     lr_schedule: str = "cosine"
     mimex: tuple[tuple[str, Any], ...] = ()
+    agent: str = "ppo"
+    drqv2: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         for f in ("num_envs", "rollout_len", "epochs", "minibatches", "total_steps", "seq_len",
@@ -101,15 +104,16 @@ class TrainConfig:
         require("embedding", self.embedding, self.embedding in EMBEDDINGS, str(EMBEDDINGS))
         require("lr_schedule", self.lr_schedule, self.lr_schedule in LR_SCHEDULES,
                 str(LR_SCHEDULES))
-        batch = self.num_envs * self.rollout_len
-        require("minibatches", self.minibatches, batch % self.minibatches == 0,
-                f"a divisor of num_envs * rollout_len = {batch}")
+        require("agent", self.agent, self.agent in agent_names(), str(agent_names()))
+        get_agent(self.agent).validate(self)
+        batch = self.steps_per_iteration
         require("total_steps", self.total_steps, self.total_steps >= batch,
-                f"at least one iteration, num_envs * rollout_len = {batch}")
+                f"at least one iteration, {batch} env steps")
 
     @property
     def steps_per_iteration(self) -> int:
-        return self.num_envs * self.rollout_len
+        """Environment steps (over all envs) one ``update_step`` takes."""
+        return get_agent(self.agent).steps_per_iteration(self)
 
     @property
     def num_iterations(self) -> int:
@@ -202,6 +206,16 @@ def make_reward(cfg: TrainConfig, emb_dim: int, action_dim: int, discrete: bool
     return normalize_rewards(fn) if cfg.normalize_intrinsic and cfg.reward != "none" else fn
 
 
+def set_mask_ratio(cfg: TrainConfig, reward_state: Any, hp: HParams) -> Any:
+    """Write the (possibly swept) ``hp.mask_ratio`` into a MIMEx reward state."""
+    if cfg.reward != "mimex":
+        return reward_state
+    ratio = jnp.asarray(hp.mask_ratio, jnp.float32)
+    if isinstance(reward_state, NormalizedState):
+        return reward_state._replace(inner=reward_state.inner._replace(mask_ratio=ratio))
+    return reward_state._replace(mask_ratio=ratio)
+
+
 def _schedule(kind: str, progress: jax.Array) -> jax.Array:
     if kind == "constant":
         return jnp.ones_like(progress)
@@ -249,7 +263,31 @@ class Built(NamedTuple):
     stages: Stages
 
 
+def _validate_ppo(cfg: TrainConfig) -> None:
+    batch = cfg.num_envs * cfg.rollout_len
+    require("minibatches", cfg.minibatches, batch % cfg.minibatches == 0,
+            f"a divisor of num_envs * rollout_len = {batch}")
+    require("drqv2", cfg.drqv2, not cfg.drqv2, "empty unless agent is 'drqv2'")
+
+
+def _make_ppo_policy(cfg: TrainConfig, env: envs_lib.Env) -> Callable:
+    """Evaluation policy of PPO: the mode (deterministic) or a sample of the actor."""
+    net = make_network(cfg, env)
+
+    def policy(params, obs_stats, obs, key, deterministic):
+        o = _normalize(obs_stats, obs) if cfg.normalize_obs else obs
+        dist = net.apply({"params": params}, o)[0]
+        return dist.mode() if deterministic else dist.sample(key)
+
+    return policy
+
+
 def _build(cfg: TrainConfig) -> Built:
+    """The fused trainer of ``cfg.agent`` (see :mod:`mimex_jax.agents.base`)."""
+    return get_agent(cfg.agent).build(cfg)
+
+
+def _build_ppo(cfg: TrainConfig) -> Built:
     env = envs_lib.make(cfg.env_id, num_envs=cfg.num_envs, episode_length=cfg.episode_length,
                         **dict(cfg.env_kwargs))
     obs_dim = env.observation_size
@@ -282,13 +320,7 @@ def _build(cfg: TrainConfig) -> Built:
         return embed_from(None, obs_n, projection)
 
     def with_mask_ratio(reward_state, hp):
-        """Write the (possibly swept) mask ratio into the MIMEx reward state."""
-        if cfg.reward != "mimex":
-            return reward_state
-        ratio = jnp.asarray(hp.mask_ratio, jnp.float32)
-        if isinstance(reward_state, NormalizedState):
-            return reward_state._replace(inner=reward_state.inner._replace(mask_ratio=ratio))
-        return reward_state._replace(mask_ratio=ratio)
+        return set_mask_ratio(cfg, reward_state, hp)
 
     def init(key: jax.Array, hp: HParams) -> TrainState:
         k_env, k_net, k_rew, k_proj, key = jax.random.split(key, 5)
@@ -452,6 +484,11 @@ def _build(cfg: TrainConfig) -> Built:
         return jax.lax.scan(lambda s, _: update_step(s, hp), state, None, length=n_iter)
 
     return Built(init, update_step, train, env, Stages(collect, score, learn))
+
+
+PPO_AGENT = AgentDef(validate=_validate_ppo,
+                     steps_per_iteration=lambda cfg: cfg.num_envs * cfg.rollout_len,
+                     build=_build_ppo, make_policy=_make_ppo_policy)
 
 
 def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib.Env]:
