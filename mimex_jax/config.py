@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mimex_jax.agents.drqv2.config import DrQV2Config
 from mimex_jax.agents.ppo import networks
 from mimex_jax.envs import SUITES
 from mimex_jax.rewards import MIMExConfig
@@ -332,6 +333,11 @@ def _check_structure(data: Mapping[str, Any], where: str) -> None:
                         "train.seq_len, feature_dim from the embedding); remove it")
                 if key not in _mimex_keys():
                     raise _unknown(key, "train.mimex", _mimex_keys(), where)
+        drqv2 = body.get("drqv2") if section == "train" else None
+        if isinstance(drqv2, Mapping):
+            for key in drqv2:
+                if key not in _field_names(DrQV2Config):
+                    raise _unknown(key, "train.drqv2", _field_names(DrQV2Config), where)
     sweep = data.get("sweep")
     if isinstance(sweep, Mapping):
         for key in sweep:
@@ -533,11 +539,16 @@ class _Builder:
         kwargs = self.typed(body, _hints(TrainConfig), "train", {
             "env_kwargs": mapping("train.env_kwargs", True),
             "mimex": mapping("train.mimex", False),
+            "drqv2": mapping("train.drqv2", False),
         })
         if "mimex" in kwargs:
             hints = _hints(MIMExConfig)
             typed = self.typed(dict(kwargs["mimex"]), hints, "train.mimex")
             kwargs["mimex"] = tuple(sorted(typed.items()))
+        if "drqv2" in kwargs:
+            typed = self.typed(dict(kwargs["drqv2"]), _hints(DrQV2Config), "train.drqv2")
+            self.construct(DrQV2Config, typed, "train.drqv2")
+            kwargs["drqv2"] = tuple(sorted(typed.items()))
         return kwargs
 
     def hparams(self, body: dict[str, Any]) -> HParams:
@@ -802,7 +813,7 @@ def to_dict(rc: RunConfig) -> dict[str, Any]:
     train = {}
     for f in dataclasses.fields(TrainConfig):
         v = getattr(rc.train, f.name)
-        if f.name in ("env_kwargs", "mimex"):
+        if f.name in ("env_kwargs", "mimex", "drqv2"):
             v = {k: _plain(x) for k, x in v}
         train[f.name] = _plain(v)
     out: dict[str, Any] = {
