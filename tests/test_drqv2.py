@@ -14,6 +14,7 @@ from mimex_jax.agents.drqv2 import networks, replay
 from mimex_jax.agents.drqv2.agent import Batch, make_drqv2, soft_update
 from mimex_jax.agents.drqv2.config import DrQV2Config
 from mimex_jax.agents.drqv2.train import build
+from mimex_jax.checkpoint import Checkpointer
 from mimex_jax.config import ConfigError, from_dict
 from mimex_jax.envs.base import Env, EnvSpec, State
 from mimex_jax.envs.wrappers import AutoReset, EpisodeStats, EpisodeTimeLimit, VecEnv
@@ -199,12 +200,22 @@ def _run(built, hp, seeds, iters):
     return state, out
 
 
-def test_fused_step_state_env_vmapped_seeds():
+def test_fused_step_state_env_vmapped_seeds_and_exact_resume(tmp_path):
     cfg = TrainConfig(agent="drqv2", env_id="gymnax:Pendulum-v1", num_envs=2, total_steps=64,
                       reward="mimex", seq_len=3, mimex=TINY_MIMEX, drqv2=SMALL)
     built = build(cfg)
     hp = HParams(lr=1e-3, mask_ratio=0.5)
     state, ms = _run(built, hp, [0, 1, 0], 4)
+    # exact resume with a non-empty buffer: save, restore, continue == continue
+    step = jax.jit(jax.vmap(built.update_step, in_axes=(0, None)))
+    with Checkpointer(tmp_path / "ckpt") as ckpt:
+        ckpt.save(4, state, cfg, hp)
+        restored, _, _ = ckpt.restore(jax.eval_shape(lambda: state), cfg=cfg)
+    a, ma = step(state, hp)
+    b, mb = step(restored, hp)
+    for x, y in zip(jax.tree.leaves((a.params, a.buffer, ma)), jax.tree.leaves((b.params, b.buffer,
+                                                                               mb)), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert [float(m["updated"][0]) for m in ms] == [0.0, 1.0, 1.0, 1.0]  # 8 seed steps
     last = ms[-1]
     for k in ("critic_loss", "actor_loss", "reward_int", "episode_return"):
