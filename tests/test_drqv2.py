@@ -231,6 +231,21 @@ def test_fused_step_state_env_vmapped_seeds_and_exact_resume(tmp_path):
     assert np.asarray(state.iteration).tolist() == [4, 4, 4]
 
 
+@pytest.mark.parametrize("reward", [pytest.param("rnd", marks=pytest.mark.slow), "icm"])
+def test_fused_step_rnd_icm_on_replayed_batches(reward):
+    """ICM (obs, next_obs, action) in the default suite; RND (obs only) behind slow."""
+    cfg = TrainConfig(agent="drqv2", env_id="gymnax:Pendulum-v1", num_envs=2, total_steps=64,
+                      reward=reward, seq_len=1, drqv2=SMALL)
+    built = build(cfg)
+    hp = HParams(lr=1e-3)
+    state = jax.jit(built.init)(jax.random.key(0), hp)
+    step = jax.jit(built.update_step)
+    for _ in range(3):
+        state, m = step(state, hp)
+    assert float(m["updated"]) == 1.0 and float(m["reward_int"]) > 0
+    assert np.isfinite(float(m["critic_loss"]))
+
+
 def _image_env(n):
     return AutoReset(VecEnv(EpisodeStats(EpisodeTimeLimit(DotImageEnv(), 3)), n))
 
