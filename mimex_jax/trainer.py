@@ -492,7 +492,11 @@ PPO_AGENT = AgentDef(validate=_validate_ppo,
 
 
 def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib.Env]:
-    """Build ``(init, update_step, train, env)`` for a static config."""
+    """Build ``(init, update_step, train, env)`` for a static config.
+
+    ``cfg.agent`` picks the trainer from :mod:`mimex_jax.agents.base`'s registry: PPO (this
+    module) or DrQ-v2 (:mod:`mimex_jax.agents.drqv2.train`); both return the same shapes.
+    """
     b = _build(cfg)
     return b.init, b.update_step, b.train, b.env
 
