@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from mimex_jax.agents.drqv2.config import DrQV2Config
 from mimex_jax.agents.ppo import networks
 from mimex_jax.envs import SUITES
 from mimex_jax.rewards import MIMExConfig, registry
@@ -338,6 +339,11 @@ def _check_structure(data: Mapping[str, Any], where: str) -> None:
                         "train.seq_len, feature_dim from the embedding); remove it")
                 if key not in _mimex_keys():
                     raise _unknown(key, "train.mimex", _mimex_keys(), where)
+        drqv2 = body.get("drqv2") if section == "train" else None
+        if isinstance(drqv2, Mapping):
+            for key in drqv2:
+                if key not in _field_names(DrQV2Config):
+                    raise _unknown(key, "train.drqv2", _field_names(DrQV2Config), where)
     sweep = data.get("sweep")
     if isinstance(sweep, Mapping):
         for key in sweep:
@@ -540,6 +546,7 @@ class _Builder:
             "env_kwargs": mapping("train.env_kwargs", True),
             "mimex": mapping("train.mimex", False),
             "bonus": mapping("train.bonus", False),
+            "drqv2": mapping("train.drqv2", False),
         })
         if "mimex" in kwargs:
             hints = _hints(MIMExConfig)
@@ -555,6 +562,10 @@ class _Builder:
                                      f"of bonus {reward!r}; allowed: {settable}")
             typed = self.typed(dict(kwargs["bonus"]), _hints(spec.config), "train.bonus")
             kwargs["bonus"] = tuple(sorted(typed.items()))
+        if "drqv2" in kwargs:
+            typed = self.typed(dict(kwargs["drqv2"]), _hints(DrQV2Config), "train.drqv2")
+            self.construct(DrQV2Config, typed, "train.drqv2")
+            kwargs["drqv2"] = tuple(sorted(typed.items()))
         return kwargs
 
     def bonus_consistency(self, cfg: TrainConfig) -> None:
@@ -833,7 +844,7 @@ def to_dict(rc: RunConfig) -> dict[str, Any]:
     train = {}
     for f in dataclasses.fields(TrainConfig):
         v = getattr(rc.train, f.name)
-        if f.name in ("env_kwargs", "mimex", "bonus"):
+        if f.name in ("env_kwargs", "mimex", "bonus", "drqv2"):
             v = {k: _plain(x) for k, x in v}
         train[f.name] = _plain(v)
     out: dict[str, Any] = {

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from mimex_jax import envs as envs_lib
-from mimex_jax.rewards.normalize import RunningStats
-from mimex_jax.trainer import TrainConfig, make_network, normalize_obs
+from mimex_jax.agents.base import get_agent
+from mimex_jax.trainer import TrainConfig
 
 
 def episode_limit(cfg: TrainConfig) -> int:
@@ -42,10 +42,10 @@ def make_evaluate(cfg: TrainConfig, episodes: int) -> Callable[..., dict[str, ja
         raise ValueError(f"episodes={episodes!r} is invalid; allowed: an integer >= 1")
     env = envs_lib.make(cfg.env_id, num_envs=episodes, episode_length=cfg.episode_length,
                         **dict(cfg.env_kwargs))
-    net = make_network(cfg, env)
+    policy = get_agent(cfg.agent).make_policy(cfg, env)
     limit = episode_limit(cfg)
 
-    def evaluate(params: Any, obs_stats: RunningStats, key: jax.Array,
+    def evaluate(params: Any, obs_stats: Any, key: jax.Array,
                  deterministic: bool = True) -> dict[str, jax.Array]:
         k_reset, k_act = jax.random.split(key)
         state = env.reset(k_reset)
@@ -53,9 +53,7 @@ def make_evaluate(cfg: TrainConfig, episodes: int) -> Callable[..., dict[str, ja
 
         def one(carry, k):
             state, seen, ret, succ, length = carry
-            obs = normalize_obs(obs_stats, state.obs) if cfg.normalize_obs else state.obs
-            dist = net.apply({"params": params}, obs)[0]
-            action = dist.mode() if deterministic else dist.sample(k)
+            action = policy(params, obs_stats, state.obs, k, deterministic)
             state = env.step(state, action)
             m = state.metrics
             first = m["episode_done"] * (1.0 - seen)  # this env's first finished episode

@@ -90,8 +90,16 @@ def members_of(rc: RunConfig) -> Members:
 
 
 def _scalar_summary(metrics: dict[str, np.ndarray]) -> dict[str, float]:
-    """Mean over the chunk's iterations (and members) of every metric."""
-    return {k: float(np.mean(v)) for k, v in metrics.items()}
+    """Mean over the chunk's iterations (and members) of every metric; ``episode_*``
+    metrics are averaged over the finished episodes (weighted by ``episodes``), so
+    iterations in which no episode ended (reported as 0) do not dilute them."""
+    out = {k: float(np.mean(v)) for k, v in metrics.items()}
+    if "episodes" in metrics:
+        n = np.asarray(metrics["episodes"], np.float64)
+        for k, v in metrics.items():
+            if k.startswith("episode_"):
+                out[k] = float(np.sum(np.asarray(v) * n) / max(float(np.sum(n)), 1.0))
+    return out
 
 
 def _truncate_logs(run_dir: Path, iteration: int) -> None:

@@ -29,6 +29,7 @@ import optax
 
 from mimex_jax import envs as envs_lib
 from mimex_jax import windows
+from mimex_jax.agents.base import AgentDef, agent_names, get_agent
 from mimex_jax.agents.ppo import ActorCritic, PPOLossConfig, gae, ppo_loss
 from mimex_jax.distributed import constrain_envs
 from mimex_jax.rewards import IntrinsicReward, RewardBatch, normalize_rewards, registry
@@ -77,6 +78,8 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     mimex: tuple[tuple[str, Any], ...] = ()
     bonus: tuple[tuple[str, Any], ...] = ()
+    agent: str = "ppo"
+    drqv2: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         integral_fields(self, ("num_envs", "rollout_len", "epochs", "minibatches",
@@ -86,15 +89,16 @@ class TrainConfig:
         require("embedding", self.embedding, self.embedding in EMBEDDINGS, str(EMBEDDINGS))
         require("lr_schedule", self.lr_schedule, self.lr_schedule in LR_SCHEDULES,
                 str(LR_SCHEDULES))
-        batch = self.num_envs * self.rollout_len
-        require("minibatches", self.minibatches, batch % self.minibatches == 0,
-                f"a divisor of num_envs * rollout_len = {batch}")
+        require("agent", self.agent, self.agent in agent_names(), str(agent_names()))
+        get_agent(self.agent).validate(self)
+        batch = self.steps_per_iteration
         require("total_steps", self.total_steps, self.total_steps >= batch,
-                f"at least one iteration, num_envs * rollout_len = {batch}")
+                f"at least one iteration, {batch} env steps")
 
     @property
     def steps_per_iteration(self) -> int:
-        return self.num_envs * self.rollout_len
+        """Environment steps (over all envs) one ``update_step`` takes."""
+        return get_agent(self.agent).steps_per_iteration(self)
 
     @property
     def num_iterations(self) -> int:
@@ -264,7 +268,31 @@ class Built(NamedTuple):
     stages: Stages
 
 
+def _validate_ppo(cfg: TrainConfig) -> None:
+    batch = cfg.num_envs * cfg.rollout_len
+    require("minibatches", cfg.minibatches, batch % cfg.minibatches == 0,
+            f"a divisor of num_envs * rollout_len = {batch}")
+    require("drqv2", cfg.drqv2, not cfg.drqv2, "empty unless agent is 'drqv2'")
+
+
+def _make_ppo_policy(cfg: TrainConfig, env: envs_lib.Env) -> Callable:
+    """Evaluation policy of PPO: the mode (deterministic) or a sample of the actor."""
+    net = make_network(cfg, env)
+
+    def policy(params, obs_stats, obs, key, deterministic):
+        o = _normalize(obs_stats, obs) if cfg.normalize_obs else obs
+        dist = net.apply({"params": params}, o)[0]
+        return dist.mode() if deterministic else dist.sample(key)
+
+    return policy
+
+
 def _build(cfg: TrainConfig) -> Built:
+    """The fused trainer of ``cfg.agent`` (see :mod:`mimex_jax.agents.base`)."""
+    return get_agent(cfg.agent).build(cfg)
+
+
+def _build_ppo(cfg: TrainConfig) -> Built:
     env = envs_lib.make(cfg.env_id, num_envs=cfg.num_envs, episode_length=cfg.episode_length,
                         **dict(cfg.env_kwargs))
     obs_dim = env.observation_size
@@ -463,8 +491,17 @@ def _build(cfg: TrainConfig) -> Built:
     return Built(init, update_step, train, env, Stages(collect, score, learn))
 
 
+PPO_AGENT = AgentDef(validate=_validate_ppo,
+                     steps_per_iteration=lambda cfg: cfg.num_envs * cfg.rollout_len,
+                     build=_build_ppo, make_policy=_make_ppo_policy)
+
+
 def make_train(cfg: TrainConfig) -> tuple[Callable, Callable, Callable, envs_lib.Env]:
-    """Build ``(init, update_step, train, env)`` for a static config."""
+    """Build ``(init, update_step, train, env)`` for a static config.
+
+    ``cfg.agent`` picks the trainer from :mod:`mimex_jax.agents.base`'s registry: PPO (this
+    module) or DrQ-v2 (:mod:`mimex_jax.agents.drqv2.train`); both return the same shapes.
+    """
     b = _build(cfg)
     return b.init, b.update_step, b.train, b.env
 
