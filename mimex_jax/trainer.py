@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from mimex_jax import envs as envs_lib
@@ -205,7 +206,7 @@ def size_for_sweep(cfg: TrainConfig, ratios: Any) -> TrainConfig:
     hook = registry.get(cfg.reward).size_for_sweep
     if hook is None:
         return cfg
-    ratios = [float(r) for r in jnp.ravel(jnp.asarray(ratios))]
+    ratios = [float(r) for r in np.ravel(np.asarray(ratios))]  # float64 kept as given
     settings = bonus_settings(cfg)
     sized = hook(settings, cfg.seq_len, ratios)
     return cfg if sized == settings else with_bonus_settings(cfg, sized)
