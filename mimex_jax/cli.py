@@ -18,7 +18,7 @@ import numpy as np
 from mimex_jax import __version__
 
 COMMANDS = ("train", "sweep", "eval", "plot", "demo", "bench")
-BENCHMARKS = ("exploration",)
+BENCHMARKS = ("exploration", "novelty")
 
 
 def _fmt(values: list[float]) -> str:
@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--updates", type=int, default=200, help="training updates per method")
     d.add_argument("--batch", type=int, default=256, help="sequences per update")
     d.add_argument("--seed", type=int, default=0)
-    b = sub.add_parser("bench", help="packaged benchmarks: 'bench exploration --help'",
+    b = sub.add_parser("bench", help="packaged benchmarks: 'bench exploration --help', "
+                       "'bench novelty --help'",
                        formatter_class=fmt)
     b.add_argument("benchmark", choices=BENCHMARKS, help="which benchmark")
     b.add_argument("bench_args", nargs=argparse.REMAINDER,
@@ -259,9 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run a benchmark of :mod:`mimex_jax.bench` with its own argument parser."""
-    from mimex_jax.bench import exploration
+    from mimex_jax.bench import exploration, novelty
 
-    mains = {"exploration": exploration.main}
+    mains = {"exploration": exploration.main, "novelty": novelty.main}
     return mains[args.benchmark](args.bench_args, prog=f"mimex-jax bench {args.benchmark}")
 
 
