@@ -218,28 +218,24 @@ def render(key: PRNGKey, cfg: StreamConfig, params: StreamParams, cells: jax.Arr
     onehot = jax.nn.one_hot(cells, CELLS, dtype=jnp.float32)
     cont = params.centres[cells] + cfg.noise * jax.random.normal(
         k_noise, cells.shape + (OBS_DIM,))
-    side = cfg.image_side
-    cell_px = side / GRID
-    jit = cfg.jitter * side / 16 * jax.random.uniform(k_jit, cells.shape + (2,), minval=-1.0,
-                                                       maxval=1.0)
-    cy = (cells // GRID + 0.5) * cell_px + jit[..., 0]
-    cx = (cells % GRID + 0.5) * cell_px + jit[..., 1]
-    grid = jnp.arange(side) + 0.5
-    sigma = cfg.blob_sigma * side / 16
-    gy = jnp.exp(-jnp.square(grid - cy[..., None]) / (2 * sigma ** 2))
-    gx = jnp.exp(-jnp.square(grid - cx[..., None]) / (2 * sigma ** 2))
-    frames = (gy[..., :, None] * gx[..., None, :]).reshape(cells.shape + (side * side,))
+    jit = cfg.jitter * cfg.image_side / 16 * jax.random.uniform(
+        k_jit, cells.shape + (2,), minval=-1.0, maxval=1.0)
+    frames = image_frames(cfg, cells, jit).reshape(cells.shape + (cfg.image_side ** 2,))
     image = frames @ params.projection
     return jnp.stack([onehot, cont, image])[obs_kind]
 
 
-def image_frames(cfg: StreamConfig, cells: jax.Array) -> jax.Array:
-    """The un-projected, un-jittered ``[..., side, side]`` frames of ``cells`` (for plots)."""
+def image_frames(cfg: StreamConfig, cells: jax.Array, shift: jax.Array | None = None
+                 ) -> jax.Array:
+    """``[..., side, side]`` frames of a Gaussian blob at the grid positions of ``cells``,
+    its centre moved by ``shift`` ``[..., 2]`` pixels (rows, columns) when given."""
     side = cfg.image_side
-    grid = jnp.arange(side) + 0.5
-    sigma = cfg.blob_sigma * side / 16
     cy = (cells // GRID + 0.5) * side / GRID
     cx = (cells % GRID + 0.5) * side / GRID
+    if shift is not None:
+        cy, cx = cy + shift[..., 0], cx + shift[..., 1]
+    grid = jnp.arange(side) + 0.5
+    sigma = cfg.blob_sigma * side / 16
     gy = jnp.exp(-jnp.square(grid - cy[..., None]) / (2 * sigma ** 2))
     gx = jnp.exp(-jnp.square(grid - cx[..., None]) / (2 * sigma ** 2))
     return gy[..., :, None] * gx[..., None, :]
