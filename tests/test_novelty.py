@@ -178,3 +178,23 @@ def test_quick_mode_end_to_end(tmp_path: Path) -> None:
     assert {e["bonus"] for e in res["results"]} == {"oracle", "rnd", "icm", "mimex",
                                                     "mimex-lr=1e-3"}
     assert len(res["results"]) == 5 * 3 * 2
+
+
+def _entry(bonus: str, kind: str, aucs: list[float]) -> dict:
+    per = {"auc_rare": [[0.5, a] for a in aucs]}
+    return {"bonus": bonus, "kind": kind, "obs": "onehot", "rarity": "state",
+            "per_seed": per, "final": {"auc_rare": nv._stat(np.asarray(aucs))}}
+
+
+def test_delta_table_pairs_seeds_and_merge_checks_plans() -> None:
+    res = [_entry("rnd", "rnd", [1.0, 1.0]), _entry("mimex", "mimex", [0.6, 0.8]),
+           _entry("mimex-T=1", "mimex", [0.9, 0.8])]
+    md = nv.delta_table(res, "mimex")
+    assert "| mimex-T=1 | +0.15 [+0.00, +0.30] |" in md and "| rnd |" not in md
+    a = {"seeds": [0], "plan": {"batch": 4}, "command": "a", "git_commit": "x",
+         "wall_seconds": 1.0, "results": res[:1]}
+    b = {**a, "command": "b", "results": res[1:]}
+    merged = nv.merge([a, b])
+    assert merged["results"] == res and merged["command"] == "a ; b"
+    with pytest.raises(ValueError, match="seeds or plan"):
+        nv.merge([a, {**b, "seeds": [0, 1]}])

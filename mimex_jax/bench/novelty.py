@@ -595,10 +595,10 @@ def _factor(variant: Variant, label: str, lr: float | None) -> str:
     return "reward-model lr" if lr is not None else "mask ratio"
 
 
-def _cell(s: dict[str, float | None], digits: int = 2) -> str:
+def _cell(s: dict[str, float | None], digits: int = 2, signed: bool = False) -> str:
     if s["mean"] is None:
         return "n/a"
-    f = f"{{:.{digits}f}}"
+    f = f"{{:{'+' if signed else ''}.{digits}f}}"
     return f"{f.format(s['mean'])} [{f.format(s['min'])}, {f.format(s['max'])}]"
 
 
@@ -624,18 +624,54 @@ def table(results: list[dict], metric: str, digits: int = 2) -> str:
     return "\n".join(lines)
 
 
-def curve_table(results: list[dict], eval_steps: Sequence[int], metric: str = "auc_rare",
-                bonuses: Sequence[str] = CORE) -> str:
+def curve_table(results: list[dict], eval_steps: Sequence[int], metric: str = "auc_rare"
+                ) -> str:
     """Markdown: ``metric`` (mean over seeds) at every evaluation step, per bonus and setting."""
     lines = ["| bonus | setting | " + " | ".join(f"step {s}" for s in eval_steps) + " |",
              "|---|---|" + "---|" * len(eval_steps)]
     for e in results:
-        if e["bonus"] not in bonuses:
-            continue
         vals = ["n/a" if c["mean"] is None else f"{c['mean']:.2f}" for c in e["curve"][metric]]
         lines.append(f"| {e['bonus']} | {e['obs']} / {e['rarity']} | " + " | ".join(vals)
                      + " |")
     return "\n".join(lines)
+
+
+def delta_table(results: list[dict], base: str, metric: str = "auc_rare") -> str:
+    """Markdown: per MIMEx variant and setting, the per-seed difference of the final
+    ``metric`` to the ``base`` bonus on the same seed, mean [min, max]."""
+    by = {(e["bonus"], e["obs"], e["rarity"]): e for e in results}
+    settings = [s for s in _settings(results) if (base, *s) in by]
+    lines = ["| variant | " + " | ".join(f"{o} / {r}" for o, r in settings) + " |",
+             "|---|" + "---|" * len(settings)]
+    for b in dict.fromkeys(e["bonus"] for e in results if e["kind"] == "mimex"):
+        if b == base:
+            continue
+        cells = []
+        for o, r in settings:
+            if (b, o, r) not in by:
+                cells.append("-")
+                continue
+            d = (np.asarray(by[(b, o, r)]["per_seed"][metric])[:, -1]
+                 - np.asarray(by[(base, o, r)]["per_seed"][metric])[:, -1])
+            cells.append(_cell(_stat(d), 2, signed=True))
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def merge(outs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several runs with the same seeds and plan (results concatenated;
+    command, commit and wall time listed per run)."""
+    first = outs[0]
+    for o in outs[1:]:
+        if o["seeds"] != first["seeds"] or o["plan"] != first["plan"]:
+            raise ValueError("--render: the results differ in seeds or plan; allowed: runs "
+                             "with the same --seeds, --steps, --batch and --probes")
+    if len(outs) == 1:
+        return first
+    return {**first, "command": " ; ".join(o["command"] for o in outs),
+            "git_commit": ", ".join(dict.fromkeys(o["git_commit"] for o in outs)),
+            "wall_seconds": sum(o["wall_seconds"] for o in outs),
+            "results": [e for o in outs for e in o["results"]]}
 
 
 def report(out: dict[str, Any]) -> str:
@@ -665,19 +701,26 @@ def report(out: dict[str, Any]) -> str:
         "",
         table(res, "auc_unseen"),
         "",
+        "## MIMEx variants against the paper defaults (final AUC rare vs frequent)",
+        "",
+        "Per seed, the variant's AUC minus the paper defaults' AUC on the same stream "
+        "(same seed, same data); mean [min, max] over seeds.",
+        "",
+        delta_table(res, "mimex"),
+        "",
         "## ROC-AUC rare vs frequent as training proceeds (mean over seeds)",
         "",
-        curve_table(res, plan["eval_steps"], "auc_rare",
-                    [b for b in CORE if any(e["bonus"] == b for e in res)]),
+        curve_table(res, plan["eval_steps"], "auc_rare"),
         "",
         "## Bonuses",
         "",
     ]
     notes = dict.fromkeys((e["bonus"], e["note"], e["lr"], e["mask_ratio"]) for e in res)
     for b, note, lr, ratio in notes:
-        extra = "".join([f"; lr {lr}" if lr is not None else "",
-                         f"; mask ratio {ratio}" if ratio is not None else ""])
-        parts.append(f"- `{b}`: {note}{extra}")
+        extra = [f"lr {lr:g}" if lr is not None else "",
+                 f"mask ratio {ratio:g}" if ratio is not None else ""]
+        extra = ", ".join(x for x in extra if x)
+        parts.append(f"- `{b}`: {note}" + (f", except {extra}" if extra else ""))
     return "\n".join(parts) + "\n"
 
 
@@ -737,8 +780,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="result JSON (default benchmarks/results/novelty.json, --quick: "
                         "novelty_quick.json); the markdown report goes beside it (.md)")
-    p.add_argument("--render", type=Path, default=None, metavar="JSON",
-                   help="only rewrite the markdown report of an existing result")
+    p.add_argument("--render", type=Path, nargs="+", default=None, metavar="JSON",
+                   help="only write the markdown report of existing results (several are "
+                        "merged; the report goes to --out's .md, else beside the first)")
     return p
 
 
@@ -751,8 +795,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run the diagnostic; write the JSON and the markdown report."""
     args = build_parser(prog).parse_args(argv)
     if args.render is not None:
-        out = json.loads(args.render.read_text())
-        args.render.with_suffix(".md").write_text(report(out))
+        out = merge([json.loads(p.read_text()) for p in args.render])
+        md = (args.out or args.render[0]).with_suffix(".md")
+        md.write_text(report(out))
+        print(f"wrote {md}")
         return 0
     given = argv if argv is not None else sys.argv[1:]
     if args.quick and "--variants" not in given:
