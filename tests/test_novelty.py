@@ -38,6 +38,18 @@ def test_state_stream_is_skewed_and_never_visits_unseen_cells() -> None:
     np.testing.assert_array_equal(actions, np.where(step == 1, nv.PLUS, nv.STAY))
 
 
+def test_state_stream_margin_keeps_windows_off_the_wall() -> None:
+    cfg = nv.StreamConfig(margin=4)
+    cells = np.asarray(nv.state_windows(jax.random.key(6), cfg, 4096, 5)[0])
+    assert cells[:, -1].min() >= 4 and cells[:, -1].max() < nv.SEEN
+    assert np.all(np.diff(cells, axis=1) == 1)         # never cut at the wall
+    counts = np.bincount(cells[:, -1], minlength=nv.CELLS)
+    assert counts[4] > counts[5] > counts[20]          # the Zipf law starts at cell 4
+    assert nv.state_groups(cfg)["frequent"] == (4, 12)
+    with pytest.raises(ValueError, match="margin"):
+        nv.StreamConfig(margin=-1)
+
+
 def _check_ring(cells: np.ndarray, actions: np.ndarray) -> None:
     step = np.diff(cells, axis=1) % nv.CELLS
     np.testing.assert_array_equal(step, np.asarray(nv.OFFSETS)[actions] % nv.CELLS)

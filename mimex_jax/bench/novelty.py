@@ -1,8 +1,13 @@
 """Novelty diagnostic: does a bonus rank rarely seen inputs above often seen ones?
 
-    mimex-jax bench novelty                     # every bonus and MIMEx variant (BENCHMARKS.md)
-    mimex-jax bench novelty --quick             # the core bonuses, fewer steps (~2 min)
+    mimex-jax bench novelty                     # core bonuses + 6 MIMEx variants (BENCHMARKS.md)
+    mimex-jax bench novelty --variants rest     # the other 11 MIMEx variants
+    mimex-jax bench novelty --quick             # oracle, RND, ICM, MIMEx; 64 steps
     mimex-jax bench novelty --variants rnd mimex --steps 256 --seeds 5
+
+Wall times on the shared 2-core VM are in BENCHMARKS.md; compiling one MIMEx program
+takes 1-3 minutes there, so the cost grows with the number of variants more than with
+``--steps``.
 
 Each bonus trains on a controlled stream of inputs in which some cells of a small world
 are visited often and some rarely. At several points of training it scores probe inputs
@@ -99,7 +104,7 @@ CELLS = GRID * GRID
 OBS_DIM = 64
 SEEN = 56                    # state rarity: cells >= SEEN are never visited
 GROUPS = ("frequent", "rare", "unseen")
-STATE_GROUPS = {"frequent": (0, 8), "rare": (40, 56), "unseen": (56, 64)}
+STATE_GROUPS = {"frequent": (0, 8), "rare": (40, 56), "unseen": (56, 64)}  # at margin 0
 OFFSETS = (1, -1, GRID, 4 * GRID, 0)  # actions: +1, -1, jump, novel jump, stay
 PLUS, MINUS, JUMP, NOVEL_JUMP, STAY = range(5)
 NUM_ACTIONS = len(OFFSETS)
@@ -117,6 +122,10 @@ class StreamConfig:
     image_side: int = 16        # image: frame side in pixels (a multiple of 8)
     blob_sigma: float = 1.0     # image: blob std in pixels at side 16 (scales with side)
     jitter: float = 0.5         # image: blob centre jitter, +/- pixels at side 16
+    # state rarity: the Zipf law starts at cell `margin` (cells below it are seen only as
+    # context). At 0 the windows of the most frequent cells are cut at the wall (the walk
+    # stays at cell 0), so one kept token does not determine them; margin >= T - 1 avoids it.
+    margin: int = 0
 
     def __post_init__(self) -> None:
         checks = (("zipf", self.zipf >= 0, "a number >= 0"),
@@ -125,7 +134,9 @@ class StreamConfig:
                   ("image_side", isinstance(self.image_side, int) and self.image_side >= GRID
                    and self.image_side % GRID == 0, f"a multiple of {GRID}"),
                   ("blob_sigma", self.blob_sigma > 0, "a number > 0"),
-                  ("jitter", self.jitter >= 0, "a number >= 0"))
+                  ("jitter", self.jitter >= 0, "a number >= 0"),
+                  ("margin", isinstance(self.margin, int) and 0 <= self.margin <= 32,
+                   "an integer in [0, 32]"))
         for field, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"{field}={getattr(self, field)!r} is invalid; allowed: "
@@ -159,10 +170,18 @@ def stream_params(key: PRNGKey, cfg: StreamConfig) -> StreamParams:
         scale * jax.random.normal(k_p, (cfg.image_side ** 2, OBS_DIM)))
 
 
+def state_groups(cfg: StreamConfig) -> dict[str, tuple[int, int]]:
+    """Cell ranges ``[lo, hi)`` of the probe groups of the state stream."""
+    lo = cfg.margin
+    return {**STATE_GROUPS, "frequent": (lo, lo + 8)}
+
+
 def zipf_logits(cfg: StreamConfig) -> jax.Array:
-    """Log visitation probabilities of the state stream (cells >= SEEN: never)."""
+    """Log probabilities of the newest cell of the state stream: Zipf over cells
+    ``margin .. SEEN - 1`` (cells >= SEEN: never)."""
     c = np.arange(CELLS)
-    logits = np.where(c < SEEN, -cfg.zipf * np.log(c + 1.0), -np.inf)
+    ok = (c >= cfg.margin) & (c < SEEN)
+    logits = np.where(ok, -cfg.zipf * np.log(np.maximum(c - cfg.margin, 0) + 1.0), -np.inf)
     return jnp.asarray(logits - np.log(np.sum(np.exp(logits))), jnp.float32)
 
 
@@ -268,7 +287,8 @@ def probe_windows(key: PRNGKey, cfg: StreamConfig, params: StreamParams, obs_kin
     for i, g in enumerate(GROUPS):
         k_s, k_t, k_r = jax.random.split(jax.random.fold_in(key, i), 3)
         parts.append(_windows(k_r, cfg, params, obs_kind, rarity,
-                              state_windows(k_s, cfg, per_group, seq_len, STATE_GROUPS[g]),
+                              state_windows(k_s, cfg, per_group, seq_len,
+                                            state_groups(cfg)[g]),
                               transition_windows(k_t, cfg, per_group, seq_len, lasts[g])))
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
 
@@ -775,6 +795,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "1 of it")
     p.add_argument("--batch", type=int, default=32, help="windows per training step")
     p.add_argument("--probes", type=int, default=128, help="probe windows per group")
+    p.add_argument("--margin", type=int, default=0,
+                   help="state stream: first cell of the Zipf law (cells below it are seen "
+                        "only as context; >= T-1 keeps windows off the wall)")
     p.add_argument("--quick", action="store_true",
                    help=f"the core bonuses {list(CORE)} only, {QUICK['steps']} steps")
     p.add_argument("--out", type=Path, default=None,
@@ -810,7 +833,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if v < 1:
             raise ValueError(f"--{name}={v} is invalid; allowed: an integer >= 1")
     plan = Plan(batch=args.batch, eval_steps=eval_steps_for(steps), per_group=args.probes)
-    stream = StreamConfig()
+    stream = StreamConfig(margin=args.margin)
     seeds = list(range(args.seeds))
     out_path = args.out or default_out(args.quick)
     command = " ".join(["mimex-jax bench novelty" if prog else "python -m "
@@ -823,23 +846,26 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
               "obs_kinds": args.obs, "sweep_obs_kinds": args.sweep_obs,
               "rarities": args.rarity, "variants": variants, "machine": machine()}
     results: list[dict[str, Any]] = []
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     for i, name in enumerate(variants):
         v = VARIANTS[name]
         obs = args.obs if v.core else args.sweep_obs
         n = len(v.members) * len(obs) * len(args.rarity) * len(seeds)
         print(f"[{i + 1}/{len(variants)}] {name}: {n} members in one vmapped program",
               flush=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         arrays = run_variant(v, stream, plan, seeds, obs, args.rarity)
         secs = time.perf_counter() - t0
         entries = entries_of(v, arrays, obs, args.rarity, secs)
+        for e in entries:  # CPU time of this process, all threads: comparable under load
+            e["cpu_seconds_for_program"] = round(time.process_time() - c0, 1)
         results.extend(entries)
         print(f"  {secs:.0f}s; final AUC rare/frequent: " + "; ".join(
             f"{e['bonus'] + ' ' if len(v.members) > 1 else ''}{e['obs']}/{e['rarity']} "
             f"{_cell(e['final']['auc_rare'])}" for e in entries), flush=True)
         out = {**header, "complete": i + 1 == len(variants),
-               "wall_seconds": round(time.perf_counter() - t_start, 1), "results": results}
+               "wall_seconds": round(time.perf_counter() - t_start, 1),
+               "cpu_seconds": round(time.process_time() - c_start, 1), "results": results}
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(out, indent=1).replace("NaN", "null"))
     out_path.with_suffix(".md").write_text(report(out))
