@@ -678,6 +678,31 @@ def delta_table(results: list[dict], base: str, metric: str = "auc_rare") -> str
     return "\n".join(lines)
 
 
+def sweep_table(results: list[dict], base: str = "mimex", obs: str = "onehot") -> str:
+    """Markdown: every MIMEx setting on ``obs`` with its final AUC rare vs frequent, the
+    per-seed difference to ``base`` and the reward ratio, per rarity kind."""
+    by = {(e["bonus"], e["obs"], e["rarity"]): e for e in results}
+    rarities = [r for r in RARITIES if (base, obs, r) in by]
+    head = "| MIMEx setting | factor | " + " | ".join(
+        f"{r}: AUC | {r}: AUC - paper | {r}: ratio" for r in rarities) + " |"
+    lines = [head, "|---|---|" + "---|" * (3 * len(rarities))]
+    for b in dict.fromkeys(e["bonus"] for e in results if e["kind"] == "mimex"):
+        cells = []
+        for r in rarities:
+            e = by.get((b, obs, r))
+            if e is None:
+                cells += ["-"] * 3
+                continue
+            d = (np.asarray(e["per_seed"]["auc_rare"])[:, -1]
+                 - np.asarray(by[(base, obs, r)]["per_seed"]["auc_rare"])[:, -1])
+            cells += [_cell(e["final"]["auc_rare"]),
+                      "-" if b == base else _cell(_stat(d), signed=True),
+                      _cell(e["final"]["ratio_rare"])]
+        factor = next(e["factor"] for e in results if e["bonus"] == b)
+        lines.append(f"| {b} | {factor} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def merge(outs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One result from several runs with the same seeds and plan (results concatenated;
     command, commit and wall time listed per run)."""
@@ -720,6 +745,10 @@ def report(out: dict[str, Any]) -> str:
         "## ROC-AUC, never seen vs frequent (final)",
         "",
         table(res, "auc_unseen"),
+        "",
+        "## MIMEx settings on one-hot observations (final)",
+        "",
+        sweep_table(res),
         "",
         "## MIMEx variants against the paper defaults (final AUC rare vs frequent)",
         "",
