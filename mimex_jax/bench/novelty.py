@@ -427,7 +427,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
 )}
 CORE = ("oracle", "rnd", "icm", "mimex")
 SWEEP = tuple(k for k, v in VARIANTS.items() if v.kind == "mimex" and not v.core)
-# What `bench novelty` runs by default: sized for about 20 minutes on 2 shared CPU cores.
+# What `bench novelty` runs by default (56 min on the 2-core VM at load average 7-17, most
+# of it compiling; see BENCHMARKS.md). `--variants rest` runs the other sweep variants.
 DEFAULT_SWEEP = ("mimex-lr-ratio", "mimex-T=1", "mimex-T=10", "mimex-n_mask=5",
                  "mimex-mask=last_token", "mimex-mask=full")
 GROUPS_OF_VARIANTS = {
