@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mimex_jax.config import RunConfig
 
 COMMANDS = ("train", "sweep", "eval", "plot", "report", "demo", "bench")
-BENCHMARKS = ("exploration",)
+BENCHMARKS = ("exploration", "novelty")
 
 
 def _fmt(values: list[float]) -> str:
@@ -310,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--updates", type=int, default=200, help="training updates per method")
     d.add_argument("--batch", type=int, default=256, help="sequences per update")
     d.add_argument("--seed", type=int, default=0)
-    b = sub.add_parser("bench", help="packaged benchmarks: 'bench exploration --help'",
+    b = sub.add_parser("bench", help="packaged benchmarks: 'bench exploration --help', "
+                       "'bench novelty --help'",
                        formatter_class=fmt)
     b.add_argument("benchmark", choices=BENCHMARKS, help="which benchmark")
     b.add_argument("bench_args", nargs=argparse.REMAINDER,
@@ -320,9 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run a benchmark of :mod:`mimex_jax.bench` with its own argument parser."""
-    from mimex_jax.bench import exploration
+    from mimex_jax.bench import exploration, novelty
 
-    mains = {"exploration": exploration.main}
+    mains = {"exploration": exploration.main, "novelty": novelty.main}
     return mains[args.benchmark](args.bench_args, prog=f"mimex-jax bench {args.benchmark}")
 
 
