@@ -533,6 +533,7 @@ class _Builder:
         kwargs = self.typed(body, _hints(TrainConfig), "train", {
             "env_kwargs": mapping("train.env_kwargs", True),
             "mimex": mapping("train.mimex", False),
+            "pixels": mapping("train.pixels", True),
         })
         if "mimex" in kwargs:
             hints = _hints(MIMExConfig)
@@ -747,6 +748,12 @@ def from_dict(data: Mapping[str, Any], where: str = "config",
         raise b.error("train.episode_length", f"train.episode_length={cfg.episode_length!r} "
                                               "is invalid; allowed: null or an integer >= 1")
     sweep = b.sweep(data, hp)
+    if cfg.observation == "pixels" and (len(run.seeds) > 1 or sweep):
+        what = "run.seeds" if len(run.seeds) > 1 else "sweep"
+        raise b.error(what, f"{what} with train.observation='pixels' is invalid: pixel runs "
+                            "cannot be vmapped over seeds or settings (MuJoCo Warp's render "
+                            "context fixes its number of worlds); allowed: one seed and no "
+                            "sweep per run (run the members one after another)")
     return RunConfig(train=cfg, hparams=hp, run=run, sweep=sweep)
 
 

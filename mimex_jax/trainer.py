@@ -29,8 +29,9 @@ import optax
 
 from mimex_jax import envs as envs_lib
 from mimex_jax import windows
-from mimex_jax.agents.ppo import ActorCritic, PPOLossConfig, gae, ppo_loss
+from mimex_jax.agents.ppo import ActorCritic, PixelActorCritic, PPOLossConfig, gae, ppo_loss
 from mimex_jax.distributed import constrain_envs
+from mimex_jax.envs.pixels import PixelConfig, pixel_config
 from mimex_jax.rewards import (
     ICMConfig,
     IntrinsicReward,
@@ -49,7 +50,9 @@ from mimex_jax.rewards.base import require
 from mimex_jax.rewards.normalize import NormalizedState, RunningStats, init_stats, update_stats
 
 REWARD_KINDS = ("none", "mimex", "rnd", "icm", "running_mean")
-EMBEDDINGS = ("obs", "random_projection", "torso")
+EMBEDDINGS = ("obs", "random_projection", "torso", "encoder")
+OBSERVATIONS = ("state", "pixels")
+PIXEL_EMBEDDINGS = ("torso", "encoder")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
@@ -67,6 +70,13 @@ class TrainConfig:
     default. On gymnax CartPole-v1 it held PPO's final greedy return to 109, 361 and 129
     on three seeds; without it the same runs reach 486, 475 and 486
     (``python benchmarks/learning_cartpole.py``).
+
+    ``observation="pixels"`` renders camera images (:mod:`mimex_jax.envs.pixels`) as set by
+    the ``pixels`` mapping (camera, height, width, frame_stack, action_repeat, proprio,
+    encoder); the actor-critic then reads them through a conv encoder
+    (:class:`~mimex_jax.agents.ppo.PixelActorCritic`) and the bonus sees detached features:
+    ``embedding="torso"`` (the actor's last hidden layer) or ``"encoder"`` (the encoder's
+    trunk output). Observation normalisation does not apply to pixels (refused).
     """
 
     env_id: str = "brax:reacher_sparse"
@@ -90,6 +100,8 @@ class TrainConfig:
     activation: str = "selu"
     lr_schedule: str = "cosine"
     mimex: tuple[tuple[str, Any], ...] = ()
+    observation: str = "state"
+    pixels: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         for f in ("num_envs", "rollout_len", "epochs", "minibatches", "total_steps", "seq_len",
@@ -106,6 +118,19 @@ class TrainConfig:
                 f"a divisor of num_envs * rollout_len = {batch}")
         require("total_steps", self.total_steps, self.total_steps >= batch,
                 f"at least one iteration, num_envs * rollout_len = {batch}")
+        require("observation", self.observation, self.observation in OBSERVATIONS,
+                str(OBSERVATIONS))
+        if self.observation == "pixels":
+            pixel_config(self.pixels)  # raises ValueError naming the pixels.<key>
+            require("embedding", self.embedding, self.embedding in PIXEL_EMBEDDINGS,
+                    f"{PIXEL_EMBEDDINGS} with observation='pixels'")
+            require("normalize_obs", self.normalize_obs, not self.normalize_obs,
+                    "false with observation='pixels' (images are scaled by the encoder)")
+        else:
+            require("pixels", dict(self.pixels), not self.pixels,
+                    "empty unless observation='pixels'")
+            require("embedding", self.embedding, self.embedding != "encoder",
+                    "'encoder' only with observation='pixels'")
 
     @property
     def steps_per_iteration(self) -> int:
@@ -114,6 +139,11 @@ class TrainConfig:
     @property
     def num_iterations(self) -> int:
         return self.total_steps // self.steps_per_iteration
+
+    @property
+    def pixel_config(self) -> PixelConfig | None:
+        """The :class:`~mimex_jax.envs.pixels.PixelConfig` of a pixel run, else ``None``."""
+        return pixel_config(self.pixels) if self.observation == "pixels" else None
 
 
 class HParams(NamedTuple):
@@ -210,13 +240,24 @@ def _schedule(kind: str, progress: jax.Array) -> jax.Array:
     return 0.5 * (1.0 + jnp.cos(math.pi * progress))
 
 
-def make_network(cfg: TrainConfig, env: envs_lib.Env) -> ActorCritic:
+def make_env(cfg: TrainConfig, num_envs: int) -> envs_lib.Env:
+    """The batched, auto-resetting env of ``cfg`` (rendered to pixels when configured)."""
+    return envs_lib.make(cfg.env_id, num_envs=num_envs, episode_length=cfg.episode_length,
+                         pixels=cfg.pixel_config, **dict(cfg.env_kwargs))
+
+
+def make_network(cfg: TrainConfig, env: envs_lib.Env) -> ActorCritic | PixelActorCritic:
     """The actor-critic for ``env`` with the sizes of ``cfg``."""
     discrete = env.action_kind == "discrete"
-    return ActorCritic(action_dim=env.num_actions if discrete else env.action_size,
-                       discrete=discrete, actor_hidden=cfg.actor_hidden,
-                       critic_hidden=cfg.critic_hidden, act=cfg.activation,
-                       intrinsic_value_head=cfg.intrinsic_value_head)
+    kw = dict(action_dim=env.num_actions if discrete else env.action_size,
+              discrete=discrete, actor_hidden=cfg.actor_hidden,
+              critic_hidden=cfg.critic_hidden, act=cfg.activation,
+              intrinsic_value_head=cfg.intrinsic_value_head)
+    px = cfg.pixel_config
+    if px is None:
+        return ActorCritic(**kw)
+    return PixelActorCritic(**kw, encoder=px.encoder,
+                            torso_output="encoder" if cfg.embedding == "encoder" else "actor")
 
 
 def normalize_obs(stats: RunningStats, obs: jax.Array) -> jax.Array:
@@ -250,13 +291,15 @@ class Built(NamedTuple):
 
 
 def _build(cfg: TrainConfig) -> Built:
-    env = envs_lib.make(cfg.env_id, num_envs=cfg.num_envs, episode_length=cfg.episode_length,
-                        **dict(cfg.env_kwargs))
-    obs_dim = env.observation_size
+    env = make_env(cfg, cfg.num_envs)
+    pixels = cfg.observation == "pixels"
+    # Pixel runs keep no per-pixel statistics or projection (both refused for pixels).
+    obs_dim = 1 if pixels else env.observation_size
     net = make_network(cfg, env)
     discrete, action_dim = net.discrete, net.action_dim
     emb_dim = {"obs": obs_dim, "random_projection": cfg.projection_dim,
-               "torso": cfg.actor_hidden[-1]}[cfg.embedding]
+               "torso": cfg.actor_hidden[-1],
+               "encoder": getattr(net, "feature_dim", 0)}[cfg.embedding]
     reward_fn = make_reward(cfg, emb_dim, action_dim, discrete)
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     n_iter = cfg.num_iterations
@@ -275,8 +318,8 @@ def _build(cfg: TrainConfig) -> Built:
         return jax.lax.stop_gradient(out[3])
 
     def embed(params, stats, projection, obs):
-        """Embed ``obs``; runs the network only for the ``torso`` embedding."""
-        if cfg.embedding == "torso":
+        """Embed ``obs``; runs the network only for the ``torso``/``encoder`` embeddings."""
+        if cfg.embedding in ("torso", "encoder"):
             return embed_from(*policy(params, stats, obs), projection)
         obs_n = _normalize(stats, obs) if cfg.normalize_obs else obs
         return embed_from(None, obs_n, projection)
@@ -293,7 +336,8 @@ def _build(cfg: TrainConfig) -> Built:
     def init(key: jax.Array, hp: HParams) -> TrainState:
         k_env, k_net, k_rew, k_proj, key = jax.random.split(key, 5)
         env_state = env.reset(k_env)
-        params = net.init(k_net, jnp.zeros((1, obs_dim)))["params"]
+        one_obs = jax.tree.map(lambda x: jnp.zeros((1,) + x.shape[1:], x.dtype), env_state.obs)
+        params = net.init(k_net, one_obs)["params"]
         stats = init_stats((obs_dim,))
         projection = jax.random.normal(k_proj, (obs_dim, cfg.projection_dim)) / math.sqrt(
             obs_dim)
@@ -380,8 +424,8 @@ def _build(cfg: TrainConfig) -> Built:
             ret_i = ret_e
         lr = hp.lr * _schedule(cfg.lr_schedule, progress)
         loss_cfg = PPOLossConfig(hp.clip_eps, hp.value_coef, hp.entropy_coef, cfg.clip_value)
-        data = (flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(traj.value),
-                flat(traj.value_int), flat(advantages), flat(ret_e), flat(ret_i))
+        data = (jax.tree.map(flat, traj.obs), flat(traj.action), flat(traj.log_prob),
+                flat(traj.value), flat(traj.value_int), flat(advantages), flat(ret_e), flat(ret_i))
 
         def loss_fn(params, mb):
             obs, action, old_lp, old_v, old_vi, adv, ret, ret_int = mb

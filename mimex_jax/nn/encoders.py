@@ -56,3 +56,25 @@ class ConvEncoder(nn.Module):
         """Width of the flattened features for ``height x width`` images."""
         h, w = conv_output_hw(height, width, self.strides)
         return self.channels * h * w
+
+
+class FrozenConvEncoder(ConvEncoder):
+    """:class:`ConvEncoder` frozen at its random initialisation (the cheap baseline).
+
+    Its output is wrapped in ``stop_gradient``, so no loss ever updates its weights (they
+    stay in the parameter tree with zero gradients).
+    """
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return jax.lax.stop_gradient(super().__call__(obs))
+
+
+ENCODERS = {"conv": ConvEncoder, "random_conv": FrozenConvEncoder}
+
+
+def make_encoder(kind: str, **kwargs) -> nn.Module:
+    """The image encoder of kind ``kind`` (one of :data:`ENCODERS`)."""
+    if kind not in ENCODERS:
+        raise ValueError(f"encoder={kind!r} is invalid; allowed: {sorted(ENCODERS)}")
+    return ENCODERS[kind](**kwargs)
