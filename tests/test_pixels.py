@@ -155,8 +155,8 @@ def test_frame_stack_shifts_and_restarts_at_episode_ends(fns, rollout):
 def test_action_repeat_sums_rewards_and_steps_physics_k_times(rollout):
     s0, s1 = rollout[0], rollout[1]
     np.testing.assert_allclose(np.asarray(s1.reward), REPEAT * 1.0)
-    np.testing.assert_allclose(np.asarray(s1.pipeline_state.qpos[:, 0] - s0.pipeline_state.qpos[:, 0]),
-                               REPEAT * 0.1, atol=1e-5)
+    moved = s1.pipeline_state.qpos[:, 0] - s0.pipeline_state.qpos[:, 0]
+    np.testing.assert_allclose(np.asarray(moved), REPEAT * 0.1, atol=1e-5)
     assert ActionRepeat(Slider(), REPEAT).spec.episode_length is None
     ended = rollout[LENGTH].metrics
     np.testing.assert_allclose(np.asarray(ended["episode_length"]), LENGTH)
