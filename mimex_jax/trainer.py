@@ -257,12 +257,31 @@ def make_network(cfg: TrainConfig, env: envs_lib.Env) -> ActorCritic | PixelActo
     if px is None:
         return ActorCritic(**kw)
     return PixelActorCritic(**kw, encoder=px.encoder,
+                            encoder_kwargs=tuple(sorted(px.encoder_kwargs().items())),
                             torso_output="encoder" if cfg.embedding == "encoder" else "actor")
 
 
 def normalize_obs(stats: RunningStats, obs: jax.Array) -> jax.Array:
     """Observation normalisation as the trainer applies it (clipped to +-10)."""
     return _normalize(stats, obs)
+
+
+def _pretrained_encoder(cfg: TrainConfig, net: Any, env: envs_lib.Env) -> Any:
+    """The ViT weights of ``pixels.vit_path`` as encoder params (checked now, not when
+    compiling), or ``None``. They enter the program as constants; frozen, they stay as loaded.
+    """
+    px = cfg.pixel_config
+    if px is None or px.vit_path is None:
+        return None
+    from mimex_jax.nn.encoders import load_state_dict, vit_params_from_state_dict
+
+    obs = jax.eval_shape(env.reset, jax.random.key(0)).obs
+    one = jax.tree.map(lambda x: jnp.zeros((1,) + x.shape[1:], x.dtype), obs)
+    shapes = jax.eval_shape(net.init, jax.random.key(0), one)["params"]["encoder"]
+    try:
+        return vit_params_from_state_dict(load_state_dict(px.vit_path), shapes)
+    except ValueError as err:
+        raise ValueError(f"pixels.vit_path={px.vit_path!r} is invalid: {err}") from None
 
 
 class Collected(NamedTuple):
@@ -301,6 +320,7 @@ def _build(cfg: TrainConfig) -> Built:
                "torso": cfg.actor_hidden[-1],
                "encoder": getattr(net, "feature_dim", 0)}[cfg.embedding]
     reward_fn = make_reward(cfg, emb_dim, action_dim, discrete)
+    pretrained = _pretrained_encoder(cfg, net, env)
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     n_iter = cfg.num_iterations
     n, t_len = cfg.num_envs, cfg.rollout_len
@@ -338,6 +358,8 @@ def _build(cfg: TrainConfig) -> Built:
         env_state = env.reset(k_env)
         one_obs = jax.tree.map(lambda x: jnp.zeros((1,) + x.shape[1:], x.dtype), env_state.obs)
         params = net.init(k_net, one_obs)["params"]
+        if pretrained is not None:
+            params = {**params, "encoder": jax.tree.map(jnp.asarray, pretrained)}
         stats = init_stats((obs_dim,))
         projection = jax.random.normal(k_proj, (obs_dim, cfg.projection_dim)) / math.sqrt(
             obs_dim)

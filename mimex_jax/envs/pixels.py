@@ -40,8 +40,9 @@ from mimex_jax.envs.base import Env, EnvSpec, State, Wrapper
 
 __all__ = ["ActionRepeat", "PixelConfig", "PixelObservation", "check_layout", "mj_model_of"]
 
-PIXEL_KEYS = ("camera", "height", "width", "frame_stack", "action_repeat", "proprio", "encoder")
-ENCODERS = ("conv", "random_conv")
+PIXEL_KEYS = ("camera", "height", "width", "frame_stack", "action_repeat", "proprio", "encoder",
+              "vit_path", "vit_patch", "vit_width", "vit_depth", "vit_heads")
+ENCODERS = ("conv", "random_conv", "vit")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,12 @@ class PixelConfig:
       action_repeat: physics steps per agent step; rewards are summed.
       proprio: also return the task's state vector as ``obs["proprio"]``.
       encoder: the actor-critic's image encoder: ``"conv"`` (DrQ-v2's conv net, learned
-        through the PPO loss) or ``"random_conv"`` (the same net, frozen at its random init).
+        through the PPO loss), ``"random_conv"`` (the same net, frozen at its random init) or
+        ``"vit"`` (a frozen ViT in the MAE/MVP layout, :class:`~mimex_jax.nn.encoders.
+        ViTEncoder`).
+      vit_path: with ``encoder="vit"``: a local ``.npz`` or PyTorch file of pretrained
+        weights (timm/MAE names); ``None`` keeps the random initialisation.
+      vit_patch, vit_width, vit_depth, vit_heads: the ViT's shape (default ViT-S/16 as MVP).
     """
 
     camera: str | int = 0
@@ -66,9 +72,15 @@ class PixelConfig:
     action_repeat: int = 2
     proprio: bool = False
     encoder: str = "conv"
+    vit_path: str | None = None
+    vit_patch: int = 16
+    vit_width: int = 384
+    vit_depth: int = 12
+    vit_heads: int = 12
 
     def __post_init__(self) -> None:
-        for f in ("height", "width", "frame_stack", "action_repeat"):
+        for f in ("height", "width", "frame_stack", "action_repeat", "vit_patch", "vit_width",
+                  "vit_depth", "vit_heads"):
             v = getattr(self, f)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ValueError(f"pixels.{f}={v!r} is invalid; allowed: an integer >= 1")
@@ -82,6 +94,22 @@ class PixelConfig:
         if self.encoder not in ENCODERS:
             raise ValueError(f"pixels.encoder={self.encoder!r} is invalid; allowed: "
                              f"{list(ENCODERS)}")
+        if self.vit_width % self.vit_heads:
+            raise ValueError(f"pixels.vit_heads={self.vit_heads!r} is invalid; allowed: a "
+                             f"divisor of vit_width={self.vit_width}")
+        if self.encoder == "vit" and min(self.height, self.width) < self.vit_patch:
+            raise ValueError(f"pixels.vit_patch={self.vit_patch!r} is invalid; allowed: at "
+                             f"most the image size {self.height}x{self.width}")
+        if self.vit_path is not None and self.encoder != "vit":
+            raise ValueError(f"pixels.vit_path={self.vit_path!r} is invalid; allowed: null "
+                             "unless encoder='vit'")
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the encoder module (:func:`mimex_jax.nn.encoders.make_encoder`)."""
+        if self.encoder != "vit":
+            return {}
+        return {"patch_size": self.vit_patch, "width": self.vit_width, "depth": self.vit_depth,
+                "num_heads": self.vit_heads}
 
     @property
     def channels(self) -> int:

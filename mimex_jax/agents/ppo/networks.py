@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -132,6 +132,7 @@ class PixelActorCritic(nn.Module):
     init_log_std: float = 0.0
     intrinsic_value_head: bool = False
     encoder: str = "conv"
+    encoder_kwargs: tuple[tuple[str, Any], ...] = ()
     feature_dim: int = 50
     torso_output: str = "actor"
 
@@ -139,7 +140,7 @@ class PixelActorCritic(nn.Module):
     def __call__(self, obs):
         pixels, proprio = (obs["pixels"], obs["proprio"]) if isinstance(obs, dict) else (obs,
                                                                                          None)
-        h = make_encoder(self.encoder, name="encoder")(pixels)
+        h = make_encoder(self.encoder, name="encoder", **dict(self.encoder_kwargs))(pixels)
         h = nn.Dense(self.feature_dim, kernel_init=orthogonal(1.0), name="trunk")(h)
         feat = nn.tanh(nn.LayerNorm(name="trunk_norm")(h))
         x = feat if proprio is None else jnp.concatenate([feat, proprio], axis=-1)
