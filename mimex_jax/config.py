@@ -683,7 +683,8 @@ class _Builder:
             kw["mask_ratio"] = float(hp.mask_ratio)
             cfg = dataclasses.replace(cfg, mimex=tuple(sorted(kw.items())))
         width = {"random_projection": cfg.projection_dim,
-                 "torso": cfg.actor_hidden[-1] if cfg.actor_hidden else None}.get(cfg.embedding)
+                 "torso": cfg.actor_hidden[-1] if cfg.actor_hidden else None}.get(
+                     cfg.embedding_kind)
         mcfg = self.construct(
             lambda **k: MIMExConfig(seq_len=cfg.seq_len,
                                     feature_dim=width or _PLACEHOLDER_FEATURE_DIM, **k),
@@ -809,7 +810,7 @@ def to_dict(rc: RunConfig) -> dict[str, Any]:
     train = {}
     for f in dataclasses.fields(TrainConfig):
         v = getattr(rc.train, f.name)
-        if f.name in ("env_kwargs", "mimex"):
+        if f.name in ("env_kwargs", "mimex", "pixels"):
             v = {k: _plain(x) for k, x in v}
         train[f.name] = _plain(v)
     out: dict[str, Any] = {

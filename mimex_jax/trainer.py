@@ -52,7 +52,7 @@ from mimex_jax.rewards.normalize import NormalizedState, RunningStats, init_stat
 REWARD_KINDS = ("none", "mimex", "rnd", "icm", "running_mean")
 EMBEDDINGS = ("obs", "random_projection", "torso", "encoder")
 OBSERVATIONS = ("state", "pixels")
-PIXEL_EMBEDDINGS = ("torso", "encoder")
+PIXEL_EMBEDDINGS = ("obs", "torso", "encoder")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
@@ -76,7 +76,9 @@ class TrainConfig:
     encoder); the actor-critic then reads them through a conv encoder
     (:class:`~mimex_jax.agents.ppo.PixelActorCritic`) and the bonus sees detached features:
     ``embedding="torso"`` (the actor's last hidden layer) or ``"encoder"`` (the encoder's
-    trunk output). Observation normalisation does not apply to pixels (refused).
+    trunk output; ``"obs"`` means the same for pixels: the encoded observation, as the
+    original's pixel tasks feed the bonus encoder features). Observation normalisation and
+    ``random_projection`` do not apply to pixels (refused).
     """
 
     env_id: str = "brax:reacher_sparse"
@@ -139,6 +141,13 @@ class TrainConfig:
     @property
     def num_iterations(self) -> int:
         return self.total_steps // self.steps_per_iteration
+
+    @property
+    def embedding_kind(self) -> str:
+        """What the bonus sees: ``embedding``, with ``"obs"`` of pixels read as ``"encoder"``."""
+        if self.observation == "pixels" and self.embedding == "obs":
+            return "encoder"
+        return self.embedding
 
     @property
     def pixel_config(self) -> PixelConfig | None:
@@ -258,7 +267,7 @@ def make_network(cfg: TrainConfig, env: envs_lib.Env) -> ActorCritic | PixelActo
         return ActorCritic(**kw)
     return PixelActorCritic(**kw, encoder=px.encoder,
                             encoder_kwargs=tuple(sorted(px.encoder_kwargs().items())),
-                            torso_output="encoder" if cfg.embedding == "encoder" else "actor")
+                            torso_output="encoder" if cfg.embedding_kind == "encoder" else "actor")
 
 
 def normalize_obs(stats: RunningStats, obs: jax.Array) -> jax.Array:
@@ -312,13 +321,14 @@ class Built(NamedTuple):
 def _build(cfg: TrainConfig) -> Built:
     env = make_env(cfg, cfg.num_envs)
     pixels = cfg.observation == "pixels"
+    embedding = cfg.embedding_kind
     # Pixel runs keep no per-pixel statistics or projection (both refused for pixels).
     obs_dim = 1 if pixels else env.observation_size
     net = make_network(cfg, env)
     discrete, action_dim = net.discrete, net.action_dim
     emb_dim = {"obs": obs_dim, "random_projection": cfg.projection_dim,
                "torso": cfg.actor_hidden[-1],
-               "encoder": getattr(net, "feature_dim", 0)}[cfg.embedding]
+               "encoder": getattr(net, "feature_dim", 0)}[embedding]
     reward_fn = make_reward(cfg, emb_dim, action_dim, discrete)
     pretrained = _pretrained_encoder(cfg, net, env)
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
@@ -331,15 +341,15 @@ def _build(cfg: TrainConfig) -> Built:
 
     def embed_from(out, obs_n, projection):
         """What the reward model sees, from an already computed network pass."""
-        if cfg.embedding == "obs":
+        if embedding == "obs":
             return obs_n
-        if cfg.embedding == "random_projection":
+        if embedding == "random_projection":
             return obs_n @ projection
         return jax.lax.stop_gradient(out[3])
 
     def embed(params, stats, projection, obs):
         """Embed ``obs``; runs the network only for the ``torso``/``encoder`` embeddings."""
-        if cfg.embedding in ("torso", "encoder"):
+        if embedding in ("torso", "encoder"):
             return embed_from(*policy(params, stats, obs), projection)
         obs_n = _normalize(stats, obs) if cfg.normalize_obs else obs
         return embed_from(None, obs_n, projection)

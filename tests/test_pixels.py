@@ -181,13 +181,22 @@ def test_proprio_sits_beside_the_image():
                                  "'random_conv']"),
     ("train.normalize_obs=true", "train.normalize_obs=True is invalid; allowed: false with "
                                  "observation='pixels'"),
-    ("train.embedding=random_projection", "train.embedding='random_projection' is invalid"),
+    ("train.embedding=random_projection", "train.embedding='random_projection' is invalid; "
+                                          "allowed: ('obs', 'torso', 'encoder') with "
+                                          "observation='pixels'"),
     ("run.seeds=2", "run.seeds with train.observation='pixels' is invalid"),
 ])
 def test_config_errors_name_field_value_allowed(override, needle):
     with pytest.raises(ConfigError) as err:
         load_config("configs/tasks/cartpole_swingup_sparse_pixels.yaml", [override])
     assert needle in str(err.value)
+
+
+def test_obs_embedding_of_pixels_means_the_encoder_features():
+    rc = load_config(["configs/tasks/cartpole_swingup_sparse_pixels.yaml",
+                      "configs/methods/icm.yaml"])
+    assert rc.train.embedding == "obs" and rc.train.embedding_kind == "encoder"
+    assert load_config(None).train.embedding_kind == "obs"
 
 
 def test_state_config_refuses_pixel_only_options():
