@@ -177,8 +177,10 @@ def test_proprio_sits_beside_the_image():
                               "'pixels')"),
     ("train.pixels.height=0", "pixels.height=0 is invalid; allowed: an integer >= 1"),
     ("train.pixels.camra=1", "pixels.camra=1 is invalid (unknown key); allowed keys"),
-    ("train.pixels.encoder=vit", "pixels.encoder='vit' is invalid; allowed: ['conv', "
-                                 "'random_conv']"),
+    ("train.pixels.encoder=mae", "pixels.encoder='mae' is invalid; allowed: ['conv', "
+                                 "'random_conv', 'vit']"),
+    ("train.pixels.vit_path=w.npz", "pixels.vit_path='w.npz' is invalid; allowed: null unless "
+                                    "encoder='vit'"),
     ("train.normalize_obs=true", "train.normalize_obs=True is invalid; allowed: false with "
                                  "observation='pixels'"),
     ("train.embedding=random_projection", "train.embedding='random_projection' is invalid; "
@@ -225,6 +227,33 @@ def test_wrapper_refuses_unbatched_and_non_mujoco_envs():
     with pytest.raises(ValueError, match="pixels.camera='nope' is invalid; allowed: one of "
                                          r"\['front'\]"):
         PixelObservation(VecEnv(Slider(), 2), PixelConfig(camera="nope"))
+
+
+def test_trainer_loads_vit_weights_from_a_file(tmp_path):
+    from test_vit import DEPTH, GRID, HEADS, P, random_state_dict
+
+    from mimex_jax.trainer import TrainConfig, _pretrained_encoder, make_network
+
+    sd = random_state_dict()
+    np.savez(tmp_path / "vit.npz", **sd)
+    pixels = {"encoder": "vit", "vit_path": str(tmp_path / "vit.npz"), "vit_patch": P,
+              "vit_width": sd["norm.bias"].shape[0], "vit_depth": DEPTH, "vit_heads": HEADS,
+              "vit_grid": GRID, "height": H, "width": W}
+    cfg = TrainConfig(observation="pixels", pixels=tuple(sorted(pixels.items())),
+                      embedding="encoder")
+    env = make_env()
+    net = make_network(cfg, env)
+    params = _pretrained_encoder(cfg, net, env)
+    np.testing.assert_array_equal(np.asarray(params["blocks_1"]["attn"]["qkv"]["kernel"]),
+                                  sd["blocks.1.attn.qkv.weight"].T)
+    np.testing.assert_array_equal(np.asarray(params["pos_embed"]), sd["pos_embed"])
+    del sd["norm.weight"]
+    np.savez(tmp_path / "bad.npz", **sd)
+    bad = TrainConfig(observation="pixels", embedding="encoder", pixels=tuple(sorted(
+        {**pixels, "vit_path": str(tmp_path / "bad.npz")}.items())))
+    with pytest.raises(ValueError, match=r"pixels.vit_path=.*bad.npz' is invalid: vit: "
+                                         r"missing key\(s\) \['norm.weight'\]"):
+        _pretrained_encoder(bad, net, env)
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ from mimex_jax.envs.base import Env, EnvSpec, State, Wrapper
 __all__ = ["ActionRepeat", "PixelConfig", "PixelObservation", "check_layout", "mj_model_of"]
 
 PIXEL_KEYS = ("camera", "height", "width", "frame_stack", "action_repeat", "proprio", "encoder",
-              "vit_path", "vit_patch", "vit_width", "vit_depth", "vit_heads")
+              "vit_path", "vit_patch", "vit_width", "vit_depth", "vit_heads", "vit_grid")
 ENCODERS = ("conv", "random_conv", "vit")
 
 
@@ -63,6 +63,8 @@ class PixelConfig:
       vit_path: with ``encoder="vit"``: a local ``.npz`` or PyTorch file of pretrained
         weights (timm/MAE names); ``None`` keeps the random initialisation.
       vit_patch, vit_width, vit_depth, vit_heads: the ViT's shape (default ViT-S/16 as MVP).
+      vit_grid: the patch grid of the weights' ``pos_embed`` (14: 224-pixel pretraining at
+        patch 16); resized to the images' grid.
     """
 
     camera: str | int = 0
@@ -77,10 +79,11 @@ class PixelConfig:
     vit_width: int = 384
     vit_depth: int = 12
     vit_heads: int = 12
+    vit_grid: int = 14
 
     def __post_init__(self) -> None:
         for f in ("height", "width", "frame_stack", "action_repeat", "vit_patch", "vit_width",
-                  "vit_depth", "vit_heads"):
+                  "vit_depth", "vit_heads", "vit_grid"):
             v = getattr(self, f)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ValueError(f"pixels.{f}={v!r} is invalid; allowed: an integer >= 1")
@@ -109,7 +112,7 @@ class PixelConfig:
         if self.encoder != "vit":
             return {}
         return {"patch_size": self.vit_patch, "width": self.vit_width, "depth": self.vit_depth,
-                "num_heads": self.vit_heads}
+                "num_heads": self.vit_heads, "grid": self.vit_grid}
 
     @property
     def channels(self) -> int:
