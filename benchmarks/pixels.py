@@ -9,7 +9,8 @@ median of ``--repeats`` calls after ``--warmup``:
 2. ``fused``: compile time and env-steps/s of the fused ``update_step`` (rollout with
    rendering, reward-model update, PPO epochs) for PPO+MIMEx and PPO without a bonus from
    pixels, and PPO+MIMEx from the state vector, at the same sizes; XLA's memory analysis of
-   each compiled step (uint8 frames keep the rollout buffer small).
+   each compiled step (uint8 frames keep the rollout buffer small);
+3. ``stages``: the pixel PPO+MIMEx step's three stages compiled and timed alone.
 
 Writes benchmarks/results/pixels.json and prints Markdown tables.
 
@@ -31,7 +32,13 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, summary, time_calls  # noqa: E402
 
-from mimex_jax.trainer import HParams, TrainConfig, make_env, make_train  # noqa: E402
+from mimex_jax.trainer import (  # noqa: E402
+    HParams,
+    TrainConfig,
+    make_env,
+    make_stages,
+    make_train,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +95,20 @@ def bench_fused(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
                 "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")}}
 
 
+def bench_stages(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
+    """Median seconds of the fused step's three stages, each compiled and run alone."""
+    init, st = make_stages(cfg)
+    hp = HParams()
+    state = jax.jit(init)(jax.random.key(0), hp)
+    collect, score, learn = jax.jit(st.collect), jax.jit(st.score), jax.jit(st.learn)
+    col = collect(state, hp)
+    r_int = score(state, hp, col)[1]
+    parts = {"rollout (policy, env step, render)": lambda: collect(state, hp),
+             "reward-model update": lambda: score(state, hp, col),
+             "PPO epochs": lambda: learn(state, hp, col, r_int)}
+    return {k: summary(time_calls(fn, repeats, warmup)) for k, fn in parts.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="playground:CartpoleSwingupSparse")
@@ -98,7 +119,8 @@ def main() -> None:
     p.add_argument("--scan", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--skip", default="", help="comma list of sections to skip: env,fused")
+    p.add_argument("--skip", default="", help="comma list of sections to skip: "
+                   "env,fused,stages")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels.json")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -122,6 +144,10 @@ def main() -> None:
             result["fused"][f"{obs}/{reward}"] = r
             print(f"  {r['env_steps_per_s']:.0f} env-steps/s, compile {r['compile_s']:.0f}s",
                   flush=True)
+    if "stages" not in skip:
+        print("stages (pixels, mimex) ...", flush=True)
+        result["stages"] = bench_stages(config(args, "pixels", "mimex"), args.repeats,
+                                        args.warmup)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(report(result))
@@ -147,6 +173,9 @@ def report(result: dict) -> str:
             lines.append(f"| {name} | {r['env_steps_per_s']:.0f} | {r['median_s']:.3f} | "
                          f"{r['compile_s']:.0f} | {m['temp_size_in_bytes'] / 2**20:.1f} | "
                          f"{m['argument_size_in_bytes'] / 2**20:.1f} |")
+    if "stages" in result:
+        lines += ["", "| stage alone (pixels, mimex) | median s |", "|---|---|"]
+        lines += [f"| {k} | {v['median_s']:.3f} |" for k, v in result["stages"].items()]
     return "\n".join(lines)
 
 
