@@ -126,7 +126,7 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     result = {"machine": machine(), "command": " ".join(["python"] + sys.argv),
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-              "env": args.env, "num_envs": args.num_envs, "size": args.size,
+              "env_id": args.env, "num_envs": args.num_envs, "size": args.size,
               "settings": f"rollout {args.rollout}, {args.epochs} epochs, 4 minibatches, "
                           "MLPs 256-128-64, frame stack 3, action repeat 2"}
     if "env" not in skip:
