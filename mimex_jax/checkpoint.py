@@ -186,6 +186,9 @@ def _flatten_state(state: Any) -> tuple[dict[str, jax.Array], list[dict]]:
             arr = jax.random.key_data(arr)
         entry["crc32"] = zlib.crc32(np.asarray(arr, order="C").tobytes()) \
             if arr.is_fully_addressable or arr.is_fully_replicated else None
+        if arr.size == 0:  # orbax refuses zero-size arrays (MJX Data has several): the
+            entry["empty"] = True  # manifest's shape and dtype restore it
+            continue
         arrays[_leaf_name(i)] = arr
     return arrays, entries
 
@@ -442,10 +445,12 @@ class Checkpointer:
             else:
                 dtype = jnp.dtype(entry["dtype"])
             host_items[_leaf_name(i)] = np.empty(shape, dtype)
+        empty = {_leaf_name(i) for i, entry in enumerate(saved) if entry.get("empty")}
         try:
-            restored = self._manager.restore(
-                step, args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(host_items)}))
-            arrays = restored[_STATE]
+            restored = self._manager.restore(step, args=ocp.args.Composite(**{
+                _STATE: ocp.args.StandardRestore(
+                    {k: v for k, v in host_items.items() if k not in empty})}))
+            arrays = {**restored[_STATE], **{k: host_items[k] for k in empty}}
             for i, entry in enumerate(saved):
                 name, want = _leaf_name(i), host_items[_leaf_name(i)]
                 host = np.asarray(arrays[name], order="C")

@@ -547,6 +547,7 @@ class _Builder:
             "mimex": mapping("train.mimex", False),
             "bonus": mapping("train.bonus", False),
             "drqv2": mapping("train.drqv2", False),
+            "pixels": mapping("train.pixels", True),
         })
         if "mimex" in kwargs:
             hints = _hints(MIMExConfig)
@@ -719,7 +720,8 @@ class _Builder:
             kw["mask_ratio"] = float(hp.mask_ratio)
             cfg = with_bonus_settings(cfg, kw)
         width = {"random_projection": cfg.projection_dim,
-                 "torso": cfg.actor_hidden[-1] if cfg.actor_hidden else None}.get(cfg.embedding)
+                 "torso": cfg.actor_hidden[-1] if cfg.actor_hidden else None}.get(
+                     cfg.embedding_kind)
         mcfg = self.construct(
             lambda **k: MIMExConfig(seq_len=cfg.seq_len,
                                     feature_dim=width or _PLACEHOLDER_FEATURE_DIM, **k),
@@ -789,6 +791,12 @@ def from_dict(data: Mapping[str, Any], where: str = "config",
         raise b.error("train.episode_length", f"train.episode_length={cfg.episode_length!r} "
                                               "is invalid; allowed: null or an integer >= 1")
     sweep = b.sweep(data, hp)
+    if cfg.observation == "pixels" and (len(run.seeds) > 1 or sweep):
+        what = "run.seeds" if len(run.seeds) > 1 else "sweep"
+        raise b.error(what, f"{what} with train.observation='pixels' is invalid: pixel runs "
+                            "cannot be vmapped over seeds or settings (MuJoCo Warp's render "
+                            "context fixes its number of worlds); allowed: one seed and no "
+                            "sweep per run (run the members one after another)")
     return RunConfig(train=cfg, hparams=hp, run=run, sweep=sweep)
 
 
@@ -844,7 +852,7 @@ def to_dict(rc: RunConfig) -> dict[str, Any]:
     train = {}
     for f in dataclasses.fields(TrainConfig):
         v = getattr(rc.train, f.name)
-        if f.name in ("env_kwargs", "mimex", "bonus", "drqv2"):
+        if f.name in ("env_kwargs", "mimex", "bonus", "drqv2", "pixels"):
             v = {k: _plain(x) for k, x in v}
         train[f.name] = _plain(v)
     out: dict[str, Any] = {

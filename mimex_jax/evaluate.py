@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from mimex_jax import envs as envs_lib
 from mimex_jax.agents.base import get_agent
-from mimex_jax.trainer import TrainConfig
+from mimex_jax.trainer import TrainConfig, make_env
 
 
 def episode_limit(cfg: TrainConfig) -> int:
@@ -28,7 +28,8 @@ def episode_limit(cfg: TrainConfig) -> int:
     if spec.episode_length is None:
         raise ValueError(f"env {cfg.env_id!r} has no time limit; set episode_length to "
                          "evaluate it")
-    return int(spec.episode_length)
+    repeat = cfg.pixel_config.action_repeat if cfg.pixel_config is not None else 1
+    return -(-int(spec.episode_length) // repeat)  # agent steps after action repeat
 
 
 def make_evaluate(cfg: TrainConfig, episodes: int) -> Callable[..., dict[str, jax.Array]]:
@@ -40,8 +41,7 @@ def make_evaluate(cfg: TrainConfig, episodes: int) -> Callable[..., dict[str, ja
     """
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise ValueError(f"episodes={episodes!r} is invalid; allowed: an integer >= 1")
-    env = envs_lib.make(cfg.env_id, num_envs=episodes, episode_length=cfg.episode_length,
-                        **dict(cfg.env_kwargs))
+    env = make_env(cfg, episodes)
     policy = get_agent(cfg.agent).make_policy(cfg, env)
     limit = episode_limit(cfg)
 

@@ -32,6 +32,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from mimex_jax import distributed
+from mimex_jax.envs.pixels import check_layout
 from mimex_jax.trainer import HParams, TrainConfig, TrainState, make_train
 
 
@@ -68,6 +69,7 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
     :func:`mimex_jax.distributed.state_specs` says; the caller checks divisibility first
     (:func:`mimex_jax.distributed.plan_mesh`).
     """
+    check_layout(cfg.observation == "pixels", sweep=sweep, mesh=mesh)
     init, update_step, _, _ = make_train(cfg)
     spmd = "sweep" if sweep and mesh is not None else None
     step = jax.vmap(update_step, spmd_axis_name=spmd) if sweep else update_step

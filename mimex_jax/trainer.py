@@ -31,13 +31,16 @@ import optax
 from mimex_jax import envs as envs_lib
 from mimex_jax import windows
 from mimex_jax.agents.base import AgentDef, agent_names, get_agent
-from mimex_jax.agents.ppo import ActorCritic, PPOLossConfig, gae, ppo_loss
+from mimex_jax.agents.ppo import ActorCritic, PixelActorCritic, PPOLossConfig, gae, ppo_loss
 from mimex_jax.distributed import constrain_envs
+from mimex_jax.envs.pixels import PixelConfig, pixel_config
 from mimex_jax.rewards import IntrinsicReward, RewardBatch, normalize_rewards, registry
 from mimex_jax.rewards.base import integral_fields, require
 from mimex_jax.rewards.normalize import NormalizedState, RunningStats, init_stats, update_stats
 
-EMBEDDINGS = ("obs", "random_projection", "torso")
+EMBEDDINGS = ("obs", "random_projection", "torso", "encoder")
+OBSERVATIONS = ("state", "pixels")
+PIXEL_EMBEDDINGS = ("obs", "torso", "encoder")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
@@ -55,6 +58,15 @@ class TrainConfig:
     default. On gymnax CartPole-v1 it held PPO's final greedy return to 109, 361 and 129
     on three seeds; without it the same runs reach 486, 475 and 486
     (``python benchmarks/learning_cartpole.py``).
+
+    ``observation="pixels"`` renders camera images (:mod:`mimex_jax.envs.pixels`) as set by
+    the ``pixels`` mapping (camera, height, width, frame_stack, action_repeat, proprio,
+    encoder); the actor-critic then reads them through a conv encoder
+    (:class:`~mimex_jax.agents.ppo.PixelActorCritic`) and the bonus sees detached features:
+    ``embedding="torso"`` (the actor's last hidden layer) or ``"encoder"`` (the encoder's
+    trunk output; ``"obs"`` means the same for pixels: the encoded observation, as the
+    original's pixel tasks feed the bonus encoder features). Observation normalisation and
+    ``random_projection`` do not apply to pixels (refused).
     """
 
     env_id: str = "brax:reacher_sparse"
@@ -81,6 +93,8 @@ class TrainConfig:
     bonus: tuple[tuple[str, Any], ...] = ()
     agent: str = "ppo"
     drqv2: tuple[tuple[str, Any], ...] = ()
+    observation: str = "state"
+    pixels: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         integral_fields(self, ("num_envs", "rollout_len", "epochs", "minibatches",
@@ -95,6 +109,19 @@ class TrainConfig:
         batch = self.steps_per_iteration
         require("total_steps", self.total_steps, self.total_steps >= batch,
                 f"at least one iteration, {batch} env steps")
+        require("observation", self.observation, self.observation in OBSERVATIONS,
+                str(OBSERVATIONS))
+        if self.observation == "pixels":
+            pixel_config(self.pixels)  # raises ValueError naming the pixels.<key>
+            require("embedding", self.embedding, self.embedding in PIXEL_EMBEDDINGS,
+                    f"{PIXEL_EMBEDDINGS} with observation='pixels'")
+            require("normalize_obs", self.normalize_obs, not self.normalize_obs,
+                    "false with observation='pixels' (images are scaled by the encoder)")
+        else:
+            require("pixels", dict(self.pixels), not self.pixels,
+                    "empty unless observation='pixels'")
+            require("embedding", self.embedding, self.embedding != "encoder",
+                    "'encoder' only with observation='pixels'")
 
     @property
     def steps_per_iteration(self) -> int:
@@ -104,6 +131,18 @@ class TrainConfig:
     @property
     def num_iterations(self) -> int:
         return self.total_steps // self.steps_per_iteration
+
+    @property
+    def embedding_kind(self) -> str:
+        """What the bonus sees: ``embedding``, with ``"obs"`` of pixels read as ``"encoder"``."""
+        if self.observation == "pixels" and self.embedding == "obs":
+            return "encoder"
+        return self.embedding
+
+    @property
+    def pixel_config(self) -> PixelConfig | None:
+        """The :class:`~mimex_jax.envs.pixels.PixelConfig` of a pixel run, else ``None``."""
+        return pixel_config(self.pixels) if self.observation == "pixels" else None
 
 
 class HParams(NamedTuple):
@@ -230,18 +269,48 @@ def _schedule(kind: str, progress: jax.Array) -> jax.Array:
     return 0.5 * (1.0 + jnp.cos(math.pi * progress))
 
 
-def make_network(cfg: TrainConfig, env: envs_lib.Env) -> ActorCritic:
+def make_env(cfg: TrainConfig, num_envs: int) -> envs_lib.Env:
+    """The batched, auto-resetting env of ``cfg`` (rendered to pixels when configured)."""
+    return envs_lib.make(cfg.env_id, num_envs=num_envs, episode_length=cfg.episode_length,
+                         pixels=cfg.pixel_config, **dict(cfg.env_kwargs))
+
+
+def make_network(cfg: TrainConfig, env: envs_lib.Env) -> ActorCritic | PixelActorCritic:
     """The actor-critic for ``env`` with the sizes of ``cfg``."""
     discrete = env.action_kind == "discrete"
-    return ActorCritic(action_dim=env.num_actions if discrete else env.action_size,
-                       discrete=discrete, actor_hidden=cfg.actor_hidden,
-                       critic_hidden=cfg.critic_hidden, act=cfg.activation,
-                       intrinsic_value_head=cfg.intrinsic_value_head)
+    kw = dict(action_dim=env.num_actions if discrete else env.action_size,
+              discrete=discrete, actor_hidden=cfg.actor_hidden,
+              critic_hidden=cfg.critic_hidden, act=cfg.activation,
+              intrinsic_value_head=cfg.intrinsic_value_head)
+    px = cfg.pixel_config
+    if px is None:
+        return ActorCritic(**kw)
+    return PixelActorCritic(**kw, encoder=px.encoder,
+                            encoder_kwargs=tuple(sorted(px.encoder_kwargs().items())),
+                            torso_output="encoder" if cfg.embedding_kind == "encoder" else "actor")
 
 
 def normalize_obs(stats: RunningStats, obs: jax.Array) -> jax.Array:
     """Observation normalisation as the trainer applies it (clipped to +-10)."""
     return _normalize(stats, obs)
+
+
+def _pretrained_encoder(cfg: TrainConfig, net: Any, env: envs_lib.Env) -> Any:
+    """The ViT weights of ``pixels.vit_path`` as encoder params (checked now, not when
+    compiling), or ``None``. They enter the program as constants; frozen, they stay as loaded.
+    """
+    px = cfg.pixel_config
+    if px is None or px.vit_path is None:
+        return None
+    from mimex_jax.nn.encoders import load_state_dict, vit_params_from_state_dict
+
+    obs = jax.eval_shape(env.reset, jax.random.key(0)).obs
+    one = jax.tree.map(lambda x: jnp.zeros((1,) + x.shape[1:], x.dtype), obs)
+    shapes = jax.eval_shape(net.init, jax.random.key(0), one)["params"]["encoder"]
+    try:
+        return vit_params_from_state_dict(load_state_dict(px.vit_path), shapes)
+    except ValueError as err:
+        raise ValueError(f"pixels.vit_path={px.vit_path!r} is invalid: {err}") from None
 
 
 class Collected(NamedTuple):
@@ -294,14 +363,18 @@ def _build(cfg: TrainConfig) -> Built:
 
 
 def _build_ppo(cfg: TrainConfig) -> Built:
-    env = envs_lib.make(cfg.env_id, num_envs=cfg.num_envs, episode_length=cfg.episode_length,
-                        **dict(cfg.env_kwargs))
-    obs_dim = env.observation_size
+    env = make_env(cfg, cfg.num_envs)
+    pixels = cfg.observation == "pixels"
+    embedding = cfg.embedding_kind
+    # Pixel runs keep no per-pixel statistics or projection (both refused for pixels).
+    obs_dim = 1 if pixels else env.observation_size
     net = make_network(cfg, env)
     discrete, action_dim = net.discrete, net.action_dim
     emb_dim = {"obs": obs_dim, "random_projection": cfg.projection_dim,
-               "torso": cfg.actor_hidden[-1]}[cfg.embedding]
+               "torso": cfg.actor_hidden[-1],
+               "encoder": getattr(net, "feature_dim", 0)}[embedding]
     reward_fn = make_reward(cfg, emb_dim, action_dim, discrete)
+    pretrained = _pretrained_encoder(cfg, net, env)
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     n_iter = cfg.num_iterations
     n, t_len = cfg.num_envs, cfg.rollout_len
@@ -312,15 +385,15 @@ def _build_ppo(cfg: TrainConfig) -> Built:
 
     def embed_from(out, obs_n, projection):
         """What the reward model sees, from an already computed network pass."""
-        if cfg.embedding == "obs":
+        if embedding == "obs":
             return obs_n
-        if cfg.embedding == "random_projection":
+        if embedding == "random_projection":
             return obs_n @ projection
         return jax.lax.stop_gradient(out[3])
 
     def embed(params, stats, projection, obs):
-        """Embed ``obs``; runs the network only for the ``torso`` embedding."""
-        if cfg.embedding == "torso":
+        """Embed ``obs``; runs the network only for the ``torso``/``encoder`` embeddings."""
+        if embedding in ("torso", "encoder"):
             return embed_from(*policy(params, stats, obs), projection)
         obs_n = _normalize(stats, obs) if cfg.normalize_obs else obs
         return embed_from(None, obs_n, projection)
@@ -331,7 +404,10 @@ def _build_ppo(cfg: TrainConfig) -> Built:
     def init(key: jax.Array, hp: HParams) -> TrainState:
         k_env, k_net, k_rew, k_proj, key = jax.random.split(key, 5)
         env_state = env.reset(k_env)
-        params = net.init(k_net, jnp.zeros((1, obs_dim)))["params"]
+        one_obs = jax.tree.map(lambda x: jnp.zeros((1,) + x.shape[1:], x.dtype), env_state.obs)
+        params = net.init(k_net, one_obs)["params"]
+        if pretrained is not None:
+            params = {**params, "encoder": jax.tree.map(jnp.asarray, pretrained)}
         stats = init_stats((obs_dim,))
         projection = jax.random.normal(k_proj, (obs_dim, cfg.projection_dim)) / math.sqrt(
             obs_dim)
@@ -418,8 +494,8 @@ def _build_ppo(cfg: TrainConfig) -> Built:
             ret_i = ret_e
         lr = hp.lr * _schedule(cfg.lr_schedule, progress)
         loss_cfg = PPOLossConfig(hp.clip_eps, hp.value_coef, hp.entropy_coef, cfg.clip_value)
-        data = (flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(traj.value),
-                flat(traj.value_int), flat(advantages), flat(ret_e), flat(ret_i))
+        data = (jax.tree.map(flat, traj.obs), flat(traj.action), flat(traj.log_prob),
+                flat(traj.value), flat(traj.value_int), flat(advantages), flat(ret_e), flat(ret_i))
 
         def loss_fn(params, mb):
             obs, action, old_lp, old_v, old_vi, adv, ret, ret_int = mb

@@ -271,3 +271,14 @@ def test_sweep_state_round_trip(run: Run, tmp_path: Path) -> None:
     assert not np.array_equal(_raw(state.key[0]), _raw(state.key[1]))
     assert_identical(hps, hp)
     assert meta["extra"]["labels"] == ["k_expl=0", "k_expl=0.5"]
+
+
+def test_zero_size_leaves_round_trip(tmp_path: Path) -> None:
+    """MJX Data (Playground tasks, pixel runs) carries zero-size arrays; orbax refuses to
+    write those, so the manifest alone restores them."""
+    state = {"a": jnp.arange(3.0), "empty": jnp.zeros((2, 0), jnp.float32),
+             "mocap": jnp.zeros((2, 0, 3), jnp.int32), "u8": jnp.ones((2, 4), jnp.uint8)}
+    with Checkpointer(tmp_path) as ckpt:
+        ckpt.save(1, state, TINY, HP)
+        restored, _, _ = ckpt.restore(jax.eval_shape(lambda: state))
+    assert_identical(state, restored)

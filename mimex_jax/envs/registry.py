@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mimex_jax.envs.base import Env
+from mimex_jax.envs.pixels import ActionRepeat, PixelConfig, PixelObservation
 from mimex_jax.envs.wrappers import AutoReset, ClipAction, EpisodeStats, EpisodeTimeLimit, VecEnv
 
 __all__ = ["SUITES", "list_envs", "make", "make_base"]
@@ -116,6 +117,7 @@ def make(
     episode_length: int | None = None,
     auto_reset: bool = True,
     clip_actions: bool = True,
+    pixels: PixelConfig | None = None,
     **overrides,
 ) -> Env:
     """Makes the env the trainer uses: adapter -> time limit -> stats -> batch -> auto-reset.
@@ -134,6 +136,10 @@ def make(
       **overrides: suite keywords (Brax constructor keywords incl. ``backend``, sparse
         ``radius``, Playground config entries, gymnax constructor/``EnvParams`` keywords).
         Unknown keywords raise ``ValueError`` listing the allowed ones.
+      pixels: render camera images as observations (:mod:`mimex_jax.envs.pixels`; needs
+        ``num_envs``): action repeat inside the time limit (``episode_length`` then counts
+        agent steps; the default is the task's length divided by the repeat), frames
+        rendered for the whole batch after ``VecEnv``.
 
     Returns:
       An :class:`~mimex_jax.envs.base.Env`; ``env.spec`` describes one env.
@@ -147,6 +153,10 @@ def make(
             )
         overrides[key] = int(episode_length)
     env = make_base(env_id, **overrides)
+    if pixels is not None:
+        if num_envs is None:
+            raise ValueError("pixel observations need num_envs (the renderer is batched)")
+        env = ActionRepeat(env, pixels.action_repeat)
     if suite != "gymnax":
         length = env.spec.episode_length if episode_length is None else episode_length
         if length is not None:
@@ -156,6 +166,8 @@ def make(
         env = ClipAction(env)
     if num_envs is not None:
         env = VecEnv(env, num_envs)
+    if pixels is not None:
+        env = PixelObservation(env, pixels)
     if auto_reset:  # outside VecEnv: one reset per batch step, only when some env is done
         env = AutoReset(env)
     return env

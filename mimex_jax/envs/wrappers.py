@@ -159,7 +159,11 @@ class AutoReset(Wrapper):
 
     @property
     def _num_envs(self) -> int | None:
-        return self.env.num_envs if isinstance(self.env, VecEnv) else None
+        # A VecEnv, or a batched wrapper over one that defines ``reset_each`` itself
+        # (checked on the class: attribute forwarding would find VecEnv's).
+        if isinstance(self.env, VecEnv) or hasattr(type(self.env), "reset_each"):
+            return self.env.num_envs
+        return None
 
     def _fresh(self, keys: jax.Array) -> State:
         if self._num_envs is None:

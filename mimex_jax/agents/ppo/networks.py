@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mimex_jax.nn.encoders import make_encoder
 from mimex_jax.nn.init import orthogonal
 
 _ACTIVATIONS = {"selu": nn.selu, "elu": nn.elu, "tanh": nn.tanh, "relu": nn.relu,
@@ -111,3 +112,39 @@ class ActorCritic(nn.Module):
                                  (self.action_dim,))
         v_int = v[..., 1] if self.intrinsic_value_head else None
         return make_distribution(out, log_std), v[..., 0], v_int, torso
+
+
+class PixelActorCritic(nn.Module):
+    """:class:`ActorCritic` over images: encoder -> trunk -> actor and critic MLPs.
+
+    ``obs`` is ``uint8 [B, H, W, C]`` or ``{"pixels": ..., "proprio": [B, P]}``. The encoder
+    (``"conv"``: DrQ-v2's, learned through the PPO loss; ``"random_conv"``: frozen) is shared
+    by actor and critic and followed by DrQ-v2's trunk (Dense ``feature_dim``, LayerNorm,
+    tanh); proprioception is concatenated after the trunk. The fourth output is the actor's
+    last hidden layer (``torso_output="actor"``) or the trunk features (``"encoder"``).
+    """
+
+    action_dim: int
+    discrete: bool = False
+    actor_hidden: Sequence[int] = (256, 128, 64)
+    critic_hidden: Sequence[int] = (256, 128, 64)
+    act: str = "selu"
+    init_log_std: float = 0.0
+    intrinsic_value_head: bool = False
+    encoder: str = "conv"
+    encoder_kwargs: tuple[tuple[str, Any], ...] = ()
+    feature_dim: int = 50
+    torso_output: str = "actor"
+
+    @nn.compact
+    def __call__(self, obs):
+        pixels, proprio = (obs["pixels"], obs["proprio"]) if isinstance(obs, dict) else (obs,
+                                                                                         None)
+        h = make_encoder(self.encoder, name="encoder", **dict(self.encoder_kwargs))(pixels)
+        h = nn.Dense(self.feature_dim, kernel_init=orthogonal(1.0), name="trunk")(h)
+        feat = nn.tanh(nn.LayerNorm(name="trunk_norm")(h))
+        x = feat if proprio is None else jnp.concatenate([feat, proprio], axis=-1)
+        dist, v, v_int, torso = ActorCritic(
+            self.action_dim, self.discrete, self.actor_hidden, self.critic_hidden, self.act,
+            self.init_log_std, self.intrinsic_value_head, name="heads")(x)
+        return dist, v, v_int, feat if self.torso_output == "encoder" else torso
