@@ -297,7 +297,7 @@ def run_item(item: Item, sizes: dict, budget_end: float, tiny: bool) -> dict:
     """One item under the remaining budget and its cap; figures, a skip reason or an error."""
     left = budget_end - time.perf_counter()
     need = 1.0 if tiny else item.min_s
-    rec: dict[str, Any] = {"name": item.name}
+    rec: dict[str, Any] = {"name": item.name, "elapsed_s": 0.0}
     if item.name.startswith("pixels/") and (why := pixels_available()):
         return {**rec, "status": "skipped", "reason": why}
     if left < need:

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import device_suite  # noqa: E402
 
-ITEM_KEYS = {"name", "status"}
+ITEM_KEYS = {"name", "status", "elapsed_s"}
 
 
 def check_structure(result: dict, out: Path) -> None:
