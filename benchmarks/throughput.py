@@ -33,7 +33,14 @@ from pathlib import Path
 import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import block, cost_analysis, machine, summary, time_calls  # noqa: E402
+from common import (  # noqa: E402
+    block,
+    cost_analysis,
+    machine,
+    memory_analysis,
+    summary,
+    time_calls,
+)
 
 from mimex_jax import loop  # noqa: E402
 from mimex_jax.trainer import HParams, TrainConfig, make_stages, make_train  # noqa: E402
@@ -117,7 +124,7 @@ def bench_memory(cfg: TrainConfig, iterations: int, chunk: int) -> dict:
     runner = loop.make_runner(cfg)
     hp = HParams()
     state0 = runner.init(jax.random.key(0), hp)
-    mem = runner.chunk(chunk).lower(state0, hp).compile().memory_analysis()
+    mem = memory_analysis(runner.chunk(chunk).lower(state0, hp).compile())
     samples = []
 
     def record(r: loop.ChunkResult) -> None:
@@ -133,9 +140,7 @@ def bench_memory(cfg: TrainConfig, iterations: int, chunk: int) -> dict:
         "peak_rss_bytes": max(s["VmHWM"] for s in samples),
         "rss_first_half_max": max(rss[:half] or rss), "rss_second_half_max": max(rss[half:]),
         "growth_bytes_second_vs_first_half": max(rss[half:]) - max(rss[:half] or rss),
-        "xla_chunk_program": {k: int(getattr(mem, k)) for k in (
-            "argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes",
-            "temp_size_in_bytes", "peak_memory_in_bytes")},
+        "xla_chunk_program": mem,
     }
 
 
