@@ -40,7 +40,8 @@ def test_default_config_is_a_small_sparse_mimex_run():
     assert rc.train.env_id == "gymnax:DeepSea-bsuite" and dict(rc.train.env_kwargs) == {
         "size": 10}
     assert rc.train.reward == "mimex" and rc.train.num_envs <= 128
-    assert rc.run.seeds == (0,) and rc.sweep is None
+    # Several seeds in one vmapped program, compared with the no-bonus baseline (issue 15).
+    assert rc.run.seeds == (0, 1, 2, 3, 4) and rc.sweep is None and rc.run.compare_baseline
 
 
 def test_expected_presets_exist():
@@ -333,7 +334,7 @@ def test_dump_into_a_directory(tmp_path):
     assert load_config(path) == rc
     d = to_dict(rc)
     assert set(d) == {"train", "hparams", "run"}
-    assert d["train"]["actor_hidden"] == [64, 64] and d["run"]["seeds"] == [0]
+    assert d["train"]["actor_hidden"] == [64, 64] and d["run"]["seeds"] == [0, 1, 2, 3, 4]
 
 
 # --- sweeps ----------------------------------------------------------------------------------
