@@ -338,6 +338,16 @@ class Built(NamedTuple):
     stages: Stages
 
 
+def episode_metrics(ep: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Iteration means over the episodes that finished in it (``episode_*`` step metrics
+    of the env wrappers, any shape); ``episodes`` is how many finished."""
+    n_done = jnp.sum(ep["episode_done"])
+    denom = jnp.maximum(n_done, 1.0)
+    return {"episodes": n_done,
+            **{k: jnp.sum(ep[k]) / denom
+               for k in ("episode_return", "episode_length", "episode_success")}}
+
+
 def _validate_ppo(cfg: TrainConfig) -> None:
     batch = cfg.num_envs * cfg.rollout_len
     require("minibatches", cfg.minibatches, batch % cfg.minibatches == 0,
@@ -544,14 +554,8 @@ def _build_ppo(cfg: TrainConfig) -> Built:
         traj = col.traj
         obs_stats = update_stats(state.obs_stats, flat(traj.obs), axis=0) if cfg.normalize_obs \
             else state.obs_stats
-        ep = traj.episode
-        n_done = jnp.sum(ep["episode_done"])
-        denom = jnp.maximum(n_done, 1.0)
         metrics = {
-            "episodes": n_done,
-            "episode_return": jnp.sum(ep["episode_return"]) / denom,
-            "episode_length": jnp.sum(ep["episode_length"]) / denom,
-            "episode_success": jnp.sum(ep["episode_success"]) / denom,
+            **episode_metrics(traj.episode),
             "reward_ext": jnp.mean(traj.reward),
             "reward_int": jnp.mean(r_int), "reward_int_std": jnp.std(r_int),
             **ppo_metrics,

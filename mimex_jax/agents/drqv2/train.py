@@ -43,7 +43,15 @@ from mimex_jax.agents.drqv2.agent import AgentState, Batch, make_drqv2
 from mimex_jax.agents.drqv2.config import DrQV2Config
 from mimex_jax.rewards import RewardBatch
 from mimex_jax.rewards.base import require
-from mimex_jax.trainer import Built, HParams, Stages, TrainConfig, apply_bonus_hparams, make_reward
+from mimex_jax.trainer import (
+    Built,
+    HParams,
+    Stages,
+    TrainConfig,
+    apply_bonus_hparams,
+    episode_metrics,
+    make_reward,
+)
 
 _EPISODE_KEYS = ("episode_done", "episode_return", "episode_length", "episode_success")
 
@@ -214,13 +222,8 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None) -> Built:
     def update_step(state: DrQV2TrainState, hp: HParams) -> tuple[DrQV2TrainState, dict]:
         env_state, buf, ep, rewards, key, k_upd = collect(state, hp)
         ag, reward_state, l_metrics = learn(state, hp, buf, k_upd)
-        n_done = jnp.sum(ep["episode_done"])
-        denom = jnp.maximum(n_done, 1.0)
         metrics = {
-            "episodes": n_done,
-            "episode_return": jnp.sum(ep["episode_return"]) / denom,
-            "episode_length": jnp.sum(ep["episode_length"]) / denom,
-            "episode_success": jnp.sum(ep["episode_success"]) / denom,
+            **episode_metrics(ep),
             "reward_ext": jnp.mean(rewards),
             **l_metrics,
         }
