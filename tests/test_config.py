@@ -361,3 +361,98 @@ def test_sweep_needs_exactly_one_kind():
         load_config(None, ["sweep.random.ranges.lr=[0.001, 0.01]"])
     # a child can clear an inherited sweep
     assert load_config(CONFIGS / "sweeps/mask_ratio.yaml", ["sweep.grid=null"]).sweep is None
+
+
+# --- the pydantic layer (mimex_jax.config_schema) ---------------------------------------------
+
+
+def test_pydantic_errors_name_key_value_allowed_and_source(tmp_path):
+    f = write(tmp_path / "run.yaml", "run:\n  chunk: 0\n  keep_lats: 2\n  eval_episodes: many\n"
+                                     "  best_mode: best\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    src = str(f.resolve())
+    valid = sorted(f.name for f in dataclasses.fields(RunOptions))
+    # every error of the schema at once (unknown keys first), each with its file
+    assert str(err.value).splitlines() == [
+        f"{src}: unknown key run.keep_lats (did you mean 'keep_last'?); valid keys of run: {valid}",
+        f"{src}: run.chunk=0 is invalid; allowed: an integer >= 1",
+        f"{src}: run.best_mode='best' is invalid; allowed: 'max' or 'min'",
+        f"{src}: run.eval_episodes='many' has the wrong type; expected an integer",
+    ]
+
+
+def test_each_error_names_its_own_source(tmp_path):
+    base = write(tmp_path / "base.yaml", "train: {num_envs: 1.5, mimex: {depht: 2}}\n")
+    child = write(tmp_path / "child.yaml", "extends: base.yaml\nhparams: {gamma: 0.9}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(child, ["hparams.gamma=high", "sweep.grid.lr=[]"])
+    assert str(err.value).splitlines() == [
+        f"{base.resolve()}: unknown key train.mimex.depht (did you mean 'depth'?); valid keys of "
+        f"train.mimex: {sorted(C.schema.VALID_KEYS['train.mimex'])}",
+        f"{base.resolve()}: train.num_envs=1.5 has the wrong type; expected an integer",
+        "override --set hparams.gamma=high: hparams.gamma='high' has the wrong type; expected a "
+        "number",
+        "override --set sweep.grid.lr=[]: sweep.grid.lr=[] is invalid; allowed: a non-empty list "
+        "of numbers",
+    ]
+
+
+def test_yaml_strings_numpy_and_jax_integers_are_read_as_numbers():
+    import jax.numpy as jnp
+    import numpy as np
+
+    rc = C.from_dict({"train": {"num_envs": np.int64(8), "rollout_len": jnp.asarray(4),
+                                "total_steps": "1e3", "actor_hidden": [np.uint8(8)],
+                                "mimex": {"depth": np.int32(2), "lr": "3e-4"}},
+                      "hparams": {"lr": np.float32(0.5), "k_expl": 1},
+                      "run": {"seeds": np.int64(2), "chunk": 3.0}})
+    assert (rc.train.num_envs, rc.train.rollout_len, rc.train.total_steps) == (8, 4, 1000)
+    assert all(type(v) is int for v in (rc.train.num_envs, rc.train.rollout_len,
+                                        rc.train.actor_hidden[0], rc.run.chunk))
+    assert rc.mimex["depth"] == 2 and rc.mimex["lr"] == 3e-4 and rc.run.seeds == (0, 1)
+    assert type(rc.hparams.k_expl) is float and rc.hparams.lr == 0.5
+    for bad in (np.bool_(True), True, 2.5, "2.5", np.float64(2.0) + 0.5):
+        with pytest.raises(ConfigError, match=r"train\.num_envs=.* has the wrong type"):
+            C.from_dict({"train": {"num_envs": bad}})
+
+
+def test_run_options_validate_when_constructed():
+    assert RunOptions(seeds=3, log_backends="jsonl, csv") == RunOptions(
+        seeds=(0, 1, 2), log_backends=("jsonl", "csv"))
+    with pytest.raises(ValueError, match="chunk"):
+        RunOptions(chunk=0)
+    with pytest.raises(ValueError, match=r"run\.devices=2 is invalid"):
+        RunOptions(mesh={"sweep": 1, "data": 1}, devices=2)
+
+
+def test_section_schema_follows_the_dataclass():
+    from pydantic import ValidationError
+
+    from mimex_jax import config_schema as S
+
+    @dataclasses.dataclass(frozen=True)
+    class Toy:
+        width: int = 4
+        rate: float = 0.1
+        on: bool = False
+        name: str = "a"
+        limit: int | None = None
+        sizes: tuple[int, ...] = ()
+
+    model = S.section_model(Toy, "toy")
+    assert S.settings(model, {"width": "8", "sizes": [1, 2], "limit": None}) == {
+        "width": 8, "sizes": (1, 2), "limit": None}
+    with pytest.raises(ValidationError) as err:
+        S.settings(model, {"width": 1.5, "rate": "fast", "on": "yes", "name": 3, "limit": "x",
+                           "sizes": [1, "b"], "widht": 2})
+    assert [m for _, m in S.issues(err.value, ("toy",))] == [
+        "unknown key toy.widht (did you mean 'width'?); valid keys of toy: "
+        "['limit', 'name', 'on', 'rate', 'sizes', 'width']",
+        "toy.width=1.5 has the wrong type; expected an integer",
+        "toy.rate='fast' has the wrong type; expected a number",
+        "toy.on='yes' has the wrong type; expected true or false",
+        "toy.name=3 has the wrong type; expected a string",
+        "toy.limit='x' has the wrong type; expected null or an integer",
+        "toy.sizes=[1, 'b'] has the wrong type; expected a list of integers",
+    ]
