@@ -94,7 +94,7 @@ _SEEDS = "a count >= 1 or a non-empty list of distinct integers >= 0"
 
 
 def _seed_count(v: Any) -> Any:
-    n = v if isinstance(v, (list, tuple)) else schema._as_int(v)
+    n = v if isinstance(v, (list, tuple)) else schema.as_int(v)
     if isinstance(n, int) and not isinstance(n, bool):
         if n < 1:
             raise invalid(_SEEDS)
@@ -124,7 +124,7 @@ def _check_mesh(v: Any) -> Any:
     from mimex_jax.distributed import check_mesh_option
 
     if isinstance(v, Mapping):
-        v = {k: schema._as_int(x) for k, x in v.items()}
+        v = {k: schema.as_int(x) for k, x in v.items()}
     if isinstance(v, (str, Mapping)):
         check_mesh_option(v)  # its ValueError names run.mesh or run.mesh.<axis>
     return v
@@ -134,14 +134,25 @@ def _name(what: str) -> Any:
     return explained(Annotated[Str, MinLen(1)] | None, "null or a string", f"null or {what}")
 
 
+def _at_least(n: int, note: str = "") -> Any:
+    return explained(Int, "an integer", f"an integer >= {n}{note}", Ge(n))
+
+
 Seeds = explained(tuple[Int, ...], "a count (integer >= 1) or a list of integers", None,
                   BeforeValidator(_seed_count), AfterValidator(_distinct_seeds))
 Backends = explained(tuple[Literal[BACKENDS], ...], "a list of names",
                      f"distinct names among {list(BACKENDS)}", BeforeValidator(_backend_list),
                      AfterValidator(_distinct_backends))
-Positive = explained(Int, "an integer", "an integer >= 1", Ge(1))
 Mesh = explained(Str | dict[Str, Int], "'auto', 'sweep', 'data' or a mapping {sweep: S, data: D}",
                  None, BeforeValidator(_check_mesh))
+Positive = _at_least(1)
+Checkpoints = _at_least(0, " (0 = only at the end)")
+Episodes = _at_least(0, " (0 = no evaluation)")
+Devices = explained(Annotated[Int, Ge(1)] | None, "null or an integer",
+                    "null (all devices) or an integer >= 1")
+MetricName, ProjectName = _name("a metric name"), _name("a project name")
+Mode = explained(Literal["max", "min"], "'max' or 'min'", "'max' or 'min'")
+Flag = explained(Bool, "true or false")
 
 
 @pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -174,18 +185,15 @@ class RunOptions:
 
     seeds: Seeds = (0,)
     chunk: Positive = 10
-    checkpoint_every: explained(Int, "an integer", "an integer >= 0 (0 = only at the end)",
-                                Ge(0)) = 50
+    checkpoint_every: Checkpoints = 50
     keep_last: Positive = 3
-    best_metric: _name("a metric name") = None
-    best_mode: explained(Literal["max", "min"], "'max' or 'min'", "'max' or 'min'") = "max"
+    best_metric: MetricName = None
+    best_mode: Mode = "max"
     log_backends: Backends = ("jsonl", "csv", "tensorboard")
-    wandb_project: _name("a project name") = None
-    eval_episodes: explained(Int, "an integer", "an integer >= 0 (0 = no evaluation)",
-                             Ge(0)) = 10
-    compare_baseline: explained(Bool, "true or false") = False
-    devices: explained(Annotated[Int, Ge(1)] | None, "null or an integer",
-                       "null (all devices) or an integer >= 1") = None
+    wandb_project: ProjectName = None
+    eval_episodes: Episodes = 10
+    compare_baseline: Flag = False
+    devices: Devices = None
     mesh: Mesh = "auto"
 
     def __post_init__(self) -> None:
@@ -377,7 +385,8 @@ class _Origins:
         return self.where
 
     def error(self, path: str, message: str) -> ConfigError:
-        if path in (f"train.mimex.{k}" for k in MIMEX_DERIVED):
+        if message.startswith("unknown key") and path in (f"train.mimex.{k}"
+                                                          for k in MIMEX_DERIVED):
             message = (f"{path} is set by the trainer (seq_len from train.seq_len, "
                        "feature_dim from the embedding); remove it")
         return ConfigError(f"{self.of(path)}: {message}")

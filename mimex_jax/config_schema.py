@@ -40,7 +40,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-__all__ = ["Bool", "Float", "Int", "Str", "explained", "field_error", "invalid", "issues",
+__all__ = ["Bool", "Float", "Int", "Str", "as_int", "explained", "field_error", "invalid", "issues",
            "mapping_of", "section_model", "settings", "sweep_model", "wrong_type"]
 
 # pydantic error kinds that mean "this is not the right type of value"
@@ -99,7 +99,8 @@ def _number_from_str(v: Any) -> Any:
     return v
 
 
-def _as_int(v: Any) -> Any:
+def as_int(v: Any) -> Any:
+    """``v`` as an ``int`` if it is one in YAML's or NumPy's/JAX's spelling, else unchanged."""
     v = _number_from_str(v)
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():
         return int(v)
@@ -127,7 +128,7 @@ def _freeze(v: Any) -> Any:
     return v
 
 
-Int = Annotated[int, Strict(), BeforeValidator(_as_int)]
+Int = Annotated[int, Strict(), BeforeValidator(as_int)]
 Float = Annotated[float, Strict(), BeforeValidator(_as_float)]
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
@@ -155,7 +156,7 @@ def _schema_type(hint: Any) -> tuple[Any, str]:
         return tuple[tp, ...], f"a list of {plural}"
     if hint in _SCALARS:
         return _SCALARS[hint][:2]
-    raise TypeError(f"config schema: unsupported annotation {hint!r}")  # a bug, not user error
+    return hint, f"a value of type {getattr(hint, '__name__', hint)}"  # pydantic reads it
 
 
 def _none_to_empty(v: Any) -> Any:
