@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -35,13 +36,18 @@ def success_defined(task: Task, cfg: TrainConfig) -> bool:
     """
     if task.has_success is False:
         return False
-    from mimex_jax.envs import make_base
-
-    env_has = make_base(cfg.env_id, **dict(cfg.env_kwargs)).has_success
+    env_has = _env_has_success(cfg.env_id, cfg.env_kwargs)
     if task.has_success and not env_has:
         raise ValueError(f"Task {task.name!r}: has_success=True is invalid for env "
                          f"{cfg.env_id!r}, which defines no success; allowed: None or False")
     return bool(env_has)
+
+
+@functools.lru_cache(maxsize=64)
+def _env_has_success(env_id: str, env_kwargs: tuple[tuple[str, Any], ...]) -> bool:
+    from mimex_jax.envs import make_base
+
+    return bool(make_base(env_id, **dict(env_kwargs)).has_success)
 
 
 def init_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]]) -> Any:

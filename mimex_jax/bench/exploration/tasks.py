@@ -92,7 +92,7 @@ class Task:
         result entries, plus ``"reached"``: the "seeds reached goal" cell."""
         e = entries[0]
         n = len(e["seeds"])
-        out: dict[str, Any] = {k: [s.get(k) for s in e["seeds"]] for k, _, _ in self.scores}
+        out: dict[str, Any] = {k: [s[k] for s in e["seeds"]] for k, _, _ in self.scores}
         reached = [s["reached_goal"] for s in e["seeds"]]
         out["reached"] = NA if None in reached else f"{sum(reached)}/{n}"
         return out
