@@ -8,6 +8,7 @@ writer on a synthetic result. The slow ones run the benchmark end to end: a tiny
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ def _args(**kw) -> argparse.Namespace:
 
 
 def test_ablation_programs_vary_one_factor_and_skip_the_base() -> None:
-    inst, _ = ex._ablation_instances(_args())[0]
+    inst = ex.ablation_instances(_args())[0]
     programs = ex.ablation_programs(inst, list(ex.ABLATIONS))
     names = [p[0] for p in programs]
     assert names == ["base", "mask_ratio", "k_expl", "seq_len=2", "seq_len=3", "seq_len=10",
@@ -47,19 +48,20 @@ def test_ablation_programs_vary_one_factor_and_skip_the_base() -> None:
     k = [hp.k_expl for _, hp in by_name["k_expl"][2]]
     assert k == [0.01, 0.05, 0.5, 1.0]          # DeepSea's k_expl is 1.0
     # shape factors: one program per value, only that field changed
-    assert by_name["seq_len=10"][1] == ex.dataclasses.replace(base_cfg, seq_len=10)
+    assert by_name["seq_len=10"][1] == dataclasses.replace(base_cfg, seq_len=10)
     assert dict(by_name["n_mask=5"][1].mimex)["n_mask"] == 5
     assert dict(by_name["mask=full"][1].mimex)["mask"] == "full"
 
 
 def test_methods_use_the_paper_mimex_and_zero_k_without_bonus() -> None:
-    inst = ex._deepsea(_args())[0]
+    inst = ex.TASKS["deepsea"].instances(_args())[0]
     cfg, hp = ex.method_config(inst, ex.METHODS["none"])
     assert cfg.reward == "none" and hp.k_expl == 0.0
     cfg, hp = ex.method_config(inst, ex.METHODS["mimex"])
     assert cfg.reward == "mimex" and hp.k_expl == 1.0 and hp.mask_ratio == 0.7
     assert dict(cfg.mimex)["lr"] == 1e-4
-    assert [i.label for i in ex._deepsea(_args())] == [f"deepsea-{n}" for n in range(10, 31, 4)]
+    labels = [i.label for i in ex.TASKS["deepsea"].instances(_args())]
+    assert labels == [f"deepsea-{n}" for n in range(10, 31, 4)]
 
 
 def _fake_entry(task: str, instance: str, method: str, successes: list[list[int]],

@@ -1,0 +1,109 @@
+"""Markdown report of an exploration result: per-task tables, ablation tables, plots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mimex_jax.bench.exploration.methods import ABLATIONS
+from mimex_jax.bench.exploration.plots import plot_ablations, plot_curves
+from mimex_jax.bench.exploration.tasks import NA, TASKS, Task, fmt_cell
+
+
+def task_table(task: Task, entries: Sequence[dict[str, Any]]) -> str:
+    """Markdown: method x (headline scores as IQM [95% CI], reached goal), scored by the
+    task's :meth:`Task.method_scores` hook; undefined scores show ``n/a``."""
+    head = "| method | " + " | ".join(f"{t} IQM [95% CI]" for _, t, _ in task.scores)
+    head += " | seeds reached goal | per-seed " + task.scores[0][1] + " |"
+    lines = [head, "|" + "---|" * (3 + len(task.scores))]
+    first, _, digits = task.scores[0]
+    for method in dict.fromkeys(e["method"] for e in entries):
+        rows = task.method_scores([e for e in entries if e["method"] == method])
+        cells = [fmt_cell(rows[k], d) for k, _, d in task.scores]
+        per_seed = ", ".join(NA if x is None else f"{x:.{digits}f}" for x in rows[first])
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {rows['reached']} | "
+                     + per_seed + " |")
+    return "\n".join(lines)
+
+
+def ablation_table(entries: Sequence[dict[str, Any]], score: str, title: str | None = None
+                   ) -> str:
+    """Markdown: factor, value, env steps to the first success (IQM [CI], the plotted
+    score), seeds that reached the goal, and the task's outcome score ``score`` (IQM [CI],
+    column ``title``)."""
+    if title is None:
+        title = {"solved": "solved (bsuite rule)", "final_success": "final success rate"
+                 }.get(score, score)
+    lines = ["| factor | value | env steps to 1st success, IQM [95% CI] (never = budget) "
+             f"| seeds reached goal | {title} IQM [95% CI] |", "|---|---|---|---|---|"]
+    for e in sorted(entries, key=_ablation_order):
+        s = e["seeds"]
+        vals = [None if x[score] is None else float(x[score]) for x in s]
+        reached = [x["reached_goal"] for x in s]
+        label = "paper defaults" if e["ablation"] == "base" else e["ablation"]
+        lines.append(f"| {label} | {'' if e['value'] is None else e['value']} "
+                     f"| {fmt_cell([x['steps_to_first_success'] for x in s], 0)} "
+                     f"| {NA if None in reached else f'{sum(reached)}/{len(s)}'} "
+                     f"| {fmt_cell(vals)} |")
+    return "\n".join(lines)
+
+
+def _ablation_order(e: dict[str, Any]) -> tuple:
+    names = ["base", *ABLATIONS]
+    v = e["value"]
+    return (names.index(e["ablation"]), (0, v) if isinstance(v, (int, float)) else (1, str(v)))
+
+
+def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -> None:
+    """``<json>.md`` (tables + command/machine/budget) and the PNGs beside the JSON.
+
+    Runs of tasks that are not registered (:data:`TASKS`) are left out of the main tables.
+    """
+    m = out["machine"]
+    parts = [f"# Exploration benchmark{' (quick mode)' if out['quick'] else ''}\n",
+             f"Command: `{out['command']}`  ",
+             f"Wall time: {out['wall_seconds']:.0f} s on {m['processor']} ({m['cpu_count']} "
+             f"CPUs, jax {m['jax']}, {m['backend']}), finished {m['date']}; load average at "
+             f"the end {m['loadavg']}  ",
+             f"Seeds: {out['seeds']} (one vmapped program per task instance and method); "
+             f"mimex-jax {out['mimex_jax']}  ",
+             "Scores: interquartile mean over seeds with a 95% percentile-bootstrap CI "
+             "(10,000 resamples of the seeds).\n"]
+    main = [e for e in out["results"] if e.get("ablation") is None]
+    pngs = []
+    for name, task in TASKS.items():
+        entries = [e for e in main if e["task"] == name]
+        if not entries:
+            continue
+        parts.append(f"## {name}\n\n{task.description}. Budget per seed: "
+                     f"{task.budget_text(entries[0]['budget'])}; k_expl "
+                     f"{entries[-1]['hparams']['k_expl']:g} for every bonus.\n")
+        parts.append(task_table(task, entries) + "\n")
+        parts.extend(t + "\n" for t in task.extra_tables(entries))
+        png = json_path.with_name(f"{json_path.stem}_{name}.png")
+        if plot_png and plot_curves(task, entries, png):
+            pngs.append(png)
+            parts.append(f"![{name} learning curves]({png.name})\n")
+    abl = [e for e in out["results"] if e.get("ablation") is not None]
+    if abl:
+        parts.append("## Ablations (MIMEx, one factor at a time from the paper defaults)\n")
+        for inst in dict.fromkeys(e["instance"] for e in abl):
+            mine = [e for e in abl if e["instance"] == inst]
+            task = TASKS.get(mine[0]["task"])
+            score, title = (task.ablation_score if task is not None
+                            else Task.ablation_score)
+            b = mine[0]["budget"]
+            parts.append(f"### {inst}\n\nBudget per seed: {b['env_steps_per_seed']:,} env "
+                         f"steps ({b['num_envs']} envs x {b['rollout_len']} x "
+                         f"{b['iterations']}).\n")
+            parts.append(ablation_table(mine, score, title) + "\n")
+        stem = json_path.stem
+        png = json_path.with_name(stem + ("" if stem.endswith("ablations") else "_ablations")
+                                  + ".png")
+        if plot_png and plot_ablations(abl, png):
+            pngs.append(png)
+            parts.append(f"![ablations]({png.name})\n")
+    md_path = json_path.with_suffix(".md")
+    md_path.write_text("\n".join(parts))
+    print(f"wrote {md_path}" + "".join(f", {p.name}" for p in pngs))

@@ -1,0 +1,249 @@
+"""Running the exploration benchmark: vmapped training, per-seed rows, result JSON, compare."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mimex_jax import loop as loop_lib
+from mimex_jax.bench.exploration.tasks import TASKS, Instance, Task
+from mimex_jax.evaluate import make_evaluate
+from mimex_jax.sweep import cover_mask_ratios, stack
+from mimex_jax.trainer import HParams, TrainConfig, make_train
+
+# per-seed fields computed from the env's success signal (None when it has none)
+SUCCESS_FIELDS = ("reached_goal", "first_success_iteration", "steps_to_first_success",
+                  "episodes_to_first_success", "success_episodes", "final_success",
+                  "final_sampled_success", "successes_per_iteration")
+
+
+def success_defined(task: Task, cfg: TrainConfig) -> bool:
+    """``task.has_success``, or the env's own answer when the task leaves it ``None``.
+
+    A task that claims success on an env that defines none is a ``ValueError`` (its
+    success scores would be zeros, not results).
+    """
+    if task.has_success is False:
+        return False
+    env_has = _env_has_success(cfg.env_id, cfg.env_kwargs)
+    if task.has_success and not env_has:
+        raise ValueError(f"Task {task.name!r}: has_success=True is invalid for env "
+                         f"{cfg.env_id!r}, which defines no success; allowed: None or False")
+    return bool(env_has)
+
+
+@functools.lru_cache(maxsize=64)
+def _env_has_success(env_id: str, env_kwargs: tuple[tuple[str, Any], ...]) -> bool:
+    from mimex_jax.envs import make_base
+
+    return bool(make_base(env_id, **dict(env_kwargs)).has_success)
+
+
+def init_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]]) -> Any:
+    """The sweep's initial state for its members (seed, hparams), stacked on axis 0."""
+    keys = jnp.stack([jax.random.key(s) for s, _ in members])
+    hps = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]),
+                       *[hp for _, hp in members])
+    return jax.jit(jax.vmap(make_train(cfg)[0]))(keys, hps)
+
+
+def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chunk: int,
+                  eval_episodes: int, tag: str, has_success: bool = True
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+    """Train all members in one vmapped program; return (metrics, final eval, seconds)."""
+    hps = stack([hp for _, hp in members])
+    cfg = cover_mask_ratios(cfg, hps)
+    runner = loop_lib.make_runner(cfg, sweep=True)
+    t0 = time.perf_counter()
+    reached = np.zeros(len(members), bool)
+
+    def progress(r: loop_lib.ChunkResult) -> None:
+        succ = np.rint(r.metrics["episode_success"] * r.metrics["episodes"]).sum(axis=1)
+        reached[:] |= succ > 0
+        ret = np.nanmean(np.where(r.metrics["episodes"] > 0, r.metrics["episode_return"],
+                                  np.nan)) if np.any(r.metrics["episodes"] > 0) else float("nan")
+        goal = (f" members that reached the goal so far {int(reached.sum())}/{len(members)}"
+                if has_success else "")
+        print(f"  [{tag}] it {r.iterations}/{r.total_iterations} steps/member {r.env_steps:,} "
+              f"chunk {r.seconds:.1f}s mean episode return {ret:.3g}{goal}", flush=True)
+
+    state = init_members(cfg, members)
+    # A chunk length that divides the run: a shorter last chunk would be a second compile.
+    chunk = max(c for c in range(1, min(chunk, cfg.num_iterations) + 1)
+                if cfg.num_iterations % c == 0)
+    state, metrics = loop_lib.run(runner, hps, state=state, chunk=chunk, callbacks=[progress])
+    seconds = time.perf_counter() - t0
+    ev = make_evaluate(cfg, eval_episodes)
+
+    def both(params: Any, obs_stats: Any, key: jax.Array) -> dict[str, jax.Array]:
+        out = {}
+        for mode, det in (("greedy", True), ("sampled", False)):
+            r = ev(params, obs_stats, key, det)
+            out[f"{mode}_success"] = r["success"].mean()
+            out[f"{mode}_return"] = r["return"].mean()
+        return out
+
+    # one compiled program for both modes, vmapped over members
+    final = jax.jit(jax.vmap(both, in_axes=(0, 0, None)))(
+        state.params, state.obs_stats, jax.random.key(10_000))
+    return metrics, {k: np.asarray(v) for k, v in final.items()}, seconds
+
+
+def seed_row(inst: Instance, cfg: TrainConfig, metrics: dict[str, np.ndarray],
+             final: dict[str, np.ndarray], i: int, has_success: bool = True
+             ) -> dict[str, Any]:
+    """Per-seed results of member ``i``: first success, the task's own scores
+    (:meth:`Task.seed_scores`), final eval, curves. Without ``has_success`` every
+    success-based field (:data:`SUCCESS_FIELDS`) is ``None``."""
+    episodes = np.rint(metrics["episodes"][i]).astype(np.int64)
+    successes = np.rint(metrics["episode_success"][i] * episodes).astype(np.int64)
+    cum_ep = np.cumsum(episodes)
+    hit = np.flatnonzero(successes > 0)
+    first = int(hit[0]) if hit.size else None
+    per_iter = cfg.steps_per_iteration
+    budget = cfg.num_iterations * per_iter
+    row: dict[str, Any] = {
+        "reached_goal": first is not None,
+        "first_success_iteration": first,
+        "steps_to_first_success": budget if first is None else (first + 1) * per_iter,
+        "episodes_to_first_success": None if first is None else int(cum_ep[first]),
+        "success_episodes": int(successes.sum()),
+        "episodes": int(cum_ep[-1]),
+        "final_success": float(final["greedy_success"][i]),
+        "final_return": float(final["greedy_return"][i]),
+        "final_sampled_success": float(final["sampled_success"][i]),
+        "final_sampled_return": float(final["sampled_return"][i]),
+    }
+    if has_success:
+        row.update(TASKS[inst.task].seed_scores(inst, episodes, successes))
+    row.update({
+        "episodes_per_iteration": episodes.tolist(),
+        "successes_per_iteration": successes.tolist(),
+        "return_per_iteration": np.round(np.where(episodes > 0, metrics["episode_return"][i],
+                                                  np.nan), 4).tolist(),
+        "reward_int_per_iteration": np.round(metrics["reward_int"][i], 5).tolist(),
+    })
+    if not has_success:
+        row.update(dict.fromkeys(SUCCESS_FIELDS))
+    return row
+
+
+def run_entry(inst: Instance, cfg: TrainConfig, variants: list[tuple[dict, HParams]],
+              seeds: list[int], args: argparse.Namespace, tag: str) -> list[dict[str, Any]]:
+    """Train ``variants x seeds`` in one program; one result entry per variant."""
+    has_success = success_defined(TASKS[inst.task], cfg)
+    members = [(s, hp) for _, hp in variants for s in seeds]
+    metrics, final, seconds = train_members(cfg, members, args.chunk, args.eval_episodes, tag,
+                                            has_success)
+    out = []
+    for v, (labels, hp) in enumerate(variants):
+        rows = []
+        for j, s in enumerate(seeds):
+            rows.append({"seed": s, **seed_row(inst, cfg, metrics, final, v * len(seeds) + j,
+                                               has_success)})
+        out.append({
+            "task": inst.task, "instance": inst.label, **labels,
+            "train_seconds_for_program": round(seconds, 1), "members_in_program": len(members),
+            "config": dataclasses.asdict(cfg),
+            "hparams": {k: float(v) for k, v in hp._asdict().items()},
+            "budget": {"env_steps_per_seed": cfg.num_iterations * cfg.steps_per_iteration,
+                       "iterations": cfg.num_iterations, "num_envs": cfg.num_envs,
+                       "rollout_len": cfg.rollout_len, "eval_episodes": args.eval_episodes},
+            "info": inst.info, "seeds": rows})
+    return out
+
+
+def run_key(entry: dict[str, Any]) -> str:
+    """The identity of a run in a result file: instance|method|ablation|value."""
+    return "|".join(str(entry.get(k)) for k in ("instance", "method", "ablation", "value"))
+
+
+# --------------------------------------------------------------------------- result files
+
+
+def dumps(out: dict[str, Any]) -> str:
+    """Indented JSON with every flat list of numbers on one line (NaN -> null)."""
+    text = json.dumps(out, indent=1, default=str).replace("NaN", "null")
+    return re.sub(r"\[([^\[\]{}\"]*)\]",
+                  lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text)
+
+
+def write_result(path: Path, header: dict, results: list, wall: float, complete: bool
+                 ) -> dict:
+    """Write the result JSON atomically (header + machine + runs); return its content."""
+    from mimex_jax.bench.machine import machine
+
+    out = {**header, "complete": complete, "wall_seconds": round(wall, 1),
+           "machine": machine(), "results": results}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(dumps(out))
+    tmp.replace(path)
+    return out
+
+
+def versions() -> dict[str, str]:
+    """Python and the versions of the packages the results depend on."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("jax", "jaxlib", "flax", "optax", "brax", "gymnax", "playground", "mujoco",
+                "mujoco-mjx", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+# per-run fields that are measurements of the machine, not of the algorithm
+_TIMING = ("train_seconds_for_program",)
+
+
+def compare(new: dict[str, Any], old: dict[str, Any], old_name: Any = "reference") -> bool:
+    """Print whether the runs of ``new`` that ``old`` also has gave identical numbers."""
+    old_runs = {run_key(e): e for e in old["results"]}
+    same, differ, missing = 0, [], 0
+    for e in new["results"]:
+        ref = old_runs.get(run_key(e))
+        if ref is None:
+            missing += 1
+            continue
+        a = json.loads(dumps({k: v for k, v in e.items() if k not in _TIMING}))
+        b = json.loads(dumps({k: v for k, v in ref.items() if k not in _TIMING}))
+        if a == b:
+            same += 1
+        else:
+            fields = sorted({k for sa, sb in zip(a["seeds"], b["seeds"], strict=False)
+                             for k in sa if sa.get(k) != sb.get(k)}
+                            | {k for k in a if k != "seeds" and a.get(k) != b.get(k)})
+            differ.append(f"{run_key(e)}: {', '.join(fields)}")
+    print(f"compare with {old_name}: {same} run(s) identical, {len(differ)} differ, "
+          f"{missing} not in the reference")
+    for line in differ:
+        print(f"  differs: {line}")
+    return not differ and same > 0
+
+
+def brief(e: dict[str, Any]) -> str:
+    """One line per run for the log: reached goal, final success and return (means)."""
+    s = e["seeds"]
+    label = e["method"] if e["ablation"] in (None, "base") else f"{e['ablation']}={e['value']}"
+    if any(x["reached_goal"] is None for x in s):
+        success = "reached n/a, final success n/a"
+    else:
+        success = (f"reached {sum(x['reached_goal'] for x in s)}/{len(s)}, final success "
+                   f"{np.mean([x['final_success'] for x in s]):.2f}")
+    return f"{label}: {success}, final return {np.mean([x['final_return'] for x in s]):.3g}"

@@ -1,0 +1,348 @@
+"""Tasks of the exploration benchmark: what is trained, and how a task scores its seeds.
+
+A :class:`Task` names its instances (configs), its score columns and the hooks that turn
+a seed's logged episodes into scores. The generic rules (first success, final success,
+the success curve) live in the default hooks; a task with its own rule overrides a hook
+in a subclass (:class:`DeepSeaTask`: bsuite's solve rule and "largest size solved").
+:func:`register_task` adds a task to :data:`TASKS`, which the runner, the reports and the
+command line all read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mimex_jax.bench import stats
+from mimex_jax.trainer import HParams, TrainConfig
+
+NA = "n/a"   # a table cell of a score the task's env does not define
+CURVES = ("success", "return")
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """One trainable task variant: config (reward kind filled in per method) + hparams."""
+
+    task: str
+    label: str
+    cfg: TrainConfig
+    hp: HParams                        # k_expl here is the value for every bonus method
+    info: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A benchmark task: its instances, score columns and scoring hooks.
+
+    Attributes:
+      name: the ``--tasks`` name.
+      description: one line for the report and the result JSON.
+      instances: ``args -> [Instance]``, the variants trained in the main comparison
+        (``args`` is the parsed command line: ``--quick``, ``--iterations``, ...).
+      scores: ``(key in a seed row, column title, digits)``; the first is the headline.
+      curve: learning-curve metric, ``"success"`` (fraction of an iteration's episodes
+        that succeeded) or ``"return"``.
+      has_success: whether the env defines success (``metrics["success"]``). ``None``
+        asks the env (:attr:`mimex_jax.envs.Env.has_success`) when the task runs; without
+        success every success-based number of a seed is ``None`` and shows as ``n/a``.
+      ablation: ``args -> Instance`` that the MIMEx ablations run on, or ``None``.
+      ablation_score: ``(seed-row key, title)`` of the outcome column of the ablation table.
+    """
+
+    name: str
+    description: str
+    instances: Callable[[argparse.Namespace], list[Instance]]
+    scores: tuple[tuple[str, str, int], ...]
+    curve: str = "success"
+    has_success: bool | None = None
+    ablation: Callable[[argparse.Namespace], Instance] | None = None
+    ablation_score: tuple[str, str] = ("final_success", "final success rate")
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"Task.name={self.name!r} is invalid; allowed: a non-empty string")
+        if not self.scores:
+            raise ValueError(f"Task {self.name!r}: scores={self.scores!r} is invalid; allowed: "
+                             "at least one (seed-row key, title, digits)")
+        if self.curve not in CURVES:
+            raise ValueError(f"Task {self.name!r}: curve={self.curve!r} is invalid; allowed: "
+                             f"{list(CURVES)}")
+        if self.has_success is False and self.curve == "success":
+            raise ValueError(f"Task {self.name!r}: curve='success' is invalid with "
+                             "has_success=False; allowed: 'return'")
+
+    # ---- hooks, overridden by tasks with their own rules
+
+    def seed_scores(self, inst: Instance, episodes: np.ndarray, successes: np.ndarray
+                    ) -> dict[str, Any]:
+        """Task-specific fields of one seed's row, from its per-iteration episode counts.
+
+        Called only when the env defines success; the default adds nothing.
+        """
+        del inst, episodes, successes
+        return {}
+
+    def method_scores(self, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Per-seed values of every score key (``None`` when undefined) over one method's
+        result entries, plus ``"reached"``: the "seeds reached goal" cell."""
+        e = entries[0]
+        n = len(e["seeds"])
+        out: dict[str, Any] = {k: [s[k] for s in e["seeds"]] for k, _, _ in self.scores}
+        reached = [s["reached_goal"] for s in e["seeds"]]
+        out["reached"] = NA if None in reached else f"{sum(reached)}/{n}"
+        return out
+
+    def budget_text(self, budget: dict[str, Any]) -> str:
+        """The per-seed budget of the report's heading, from a result entry's ``budget``."""
+        return (f"{budget['env_steps_per_seed']:,} env steps ({budget['num_envs']} envs x "
+                f"{budget['rollout_len']} steps x {budget['iterations']} iterations)")
+
+    def extra_tables(self, entries: Sequence[dict[str, Any]]) -> list[str]:
+        """Markdown tables the report prints after the task's main table."""
+        del entries
+        return []
+
+
+def fmt_cell(values: Sequence[float | None], digits: int = 2) -> str:
+    """``IQM [95% CI]`` of per-seed values, ``n/a`` if any is undefined (``None``)."""
+    if any(v is None for v in values):
+        return NA
+    return stats.fmt(stats.summarize(np.asarray(values, float)), digits)
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task, replace: bool = False) -> Task:
+    """Add ``task`` to :data:`TASKS` (and so to ``--tasks``); returns it.
+
+    A name already registered raises ``ValueError`` unless ``replace``.
+    """
+    if not isinstance(task, Task):
+        raise ValueError(f"register_task: {task!r} is invalid; allowed: a Task")
+    if task.name in TASKS and not replace:
+        raise ValueError(f"task name {task.name!r} is already registered; allowed: a new "
+                         f"name (registered: {list(TASKS)}) or replace=True")
+    TASKS[task.name] = task
+    return task
+
+
+def unregister_task(name: str) -> Task:
+    """Remove and return the task ``name`` (``ValueError`` if not registered)."""
+    if name not in TASKS:
+        raise ValueError(f"task {name!r} is not registered; registered: {list(TASKS)}")
+    return TASKS.pop(name)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def ppo_hparams(**over: Any) -> HParams:
+    """The benchmark's PPO hyperparameters (k_expl 0.5) with ``over`` replaced."""
+    base = dict(lr=3e-4, clip_eps=0.2, value_coef=0.5, entropy_coef=0.01, max_grad_norm=0.5,
+                gamma=0.99, lam=0.95, k_expl=0.5, mask_ratio=0.7)
+    return HParams(**{**base, **over})
+
+
+def train_config(env_id: str, num_envs: int, rollout_len: int, iterations: int, **over: Any
+                 ) -> TrainConfig:
+    """The benchmark's PPO config (64-64 tanh, 4 epochs x 4 minibatches, normalized bonus,
+    rewards on the raw observation) for ``iterations`` iterations, ``over`` replaced."""
+    base = dict(epochs=4, minibatches=4, reward="none", embedding="obs",
+                normalize_intrinsic=True, actor_hidden=(64, 64), critic_hidden=(64, 64),
+                activation="tanh", lr_schedule="constant")
+    return TrainConfig(env_id=env_id, num_envs=num_envs, rollout_len=rollout_len,
+                       total_steps=num_envs * rollout_len * iterations, **{**base, **over})
+
+
+# --------------------------------------------------------------------------- DeepSea
+
+
+def deepsea_instance(size: int, num_envs: int, iterations: int) -> Instance:
+    """DeepSea of ``size`` with one ``size``-step episode per env and iteration."""
+    episodes = num_envs * iterations   # rollout_len = size: one episode per env per iteration
+    return Instance(
+        task="deepsea", label=f"deepsea-{size}",
+        cfg=train_config("gymnax:DeepSea-bsuite", num_envs, size, iterations,
+                         env_kwargs=(("size", size),)),
+        hp=ppo_hparams(k_expl=1.0),
+        info={"size": size, "episodes_per_seed": episodes,
+              "random_policy_success_per_episode": 2.0 ** -size,
+              "bsuite_episode_limit": min(10_000, 2 ** size + 100)})
+
+
+def bsuite_deep_sea_solve(episodes: np.ndarray, successes: np.ndarray, thresh: float = 0.8
+                          ) -> tuple[bool, int | None]:
+    """bsuite's rule on per-iteration counts: first time ``cum_bad / cum_episodes < thresh``.
+
+    Returns ``(solved, episodes done at the end of the first iteration that satisfies it)``.
+    """
+    cum_ep = np.cumsum(episodes)
+    cum_bad = cum_ep - np.cumsum(successes)
+    ok = (cum_ep > 0) & (cum_bad < thresh * np.maximum(cum_ep, 1))
+    if not ok.any():
+        return False, None
+    return True, int(cum_ep[int(np.argmax(ok))])
+
+
+def deepsea_size_table(entries: Sequence[dict[str, Any]]) -> str:
+    """Per size and method: solved, reached, episodes to first treasure (IQM, censored)."""
+    lines = ["| size | method | solved (bsuite rule) | solved later in the budget | reached "
+             "treasure | episodes to 1st treasure, IQM [95% CI] (never = budget) | per seed |",
+             "|---|---|---|---|---|---|---|"]
+    for e in entries:
+        s = e["seeds"]
+        budget = e["info"]["episodes_per_seed"]
+        eps = [budget if x["episodes_to_first_success"] is None
+               else x["episodes_to_first_success"] for x in s]
+        lines.append(
+            f"| {e['info']['size']} | {e['method']} | {sum(x['solved'] for x in s)}/{len(s)} "
+            f"| {sum(x.get('solved_after_bsuite_limit', False) for x in s)}/{len(s)} "
+            f"| {sum(x['reached_goal'] for x in s)}/{len(s)} | "
+            f"{fmt_cell(eps, 0)} | "
+            + ", ".join("-" if x["episodes_to_first_success"] is None
+                        else str(x["episodes_to_first_success"]) for x in s) + " |")
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepSeaTask(Task):
+    """DeepSea: a seed solves a size by bsuite's rule; the score is the largest size solved.
+
+    Instances are sizes (``info["size"]``); every other number is the generic one.
+    """
+
+    def seed_scores(self, inst: Instance, episodes: np.ndarray, successes: np.ndarray
+                    ) -> dict[str, Any]:
+        """``solved`` (within bsuite's episode limit), ``solve_episode`` and
+        ``solved_after_bsuite_limit``."""
+        solved, at = bsuite_deep_sea_solve(episodes, successes)
+        limit = inst.info["bsuite_episode_limit"]
+        return dict(solved=bool(solved and at <= limit), solve_episode=at,
+                    solved_after_bsuite_limit=bool(solved and at > limit))
+
+    def method_scores(self, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Per seed: the largest size solved over the method's sizes (0 when none is)."""
+        n = len(entries[0]["seeds"])
+        largest = np.zeros(n)
+        reached = np.zeros(n, bool)
+        for e in entries:
+            for j, s in enumerate(e["seeds"]):
+                if s["solved"]:
+                    largest[j] = max(largest[j], e["info"]["size"])
+                reached[j] |= s["reached_goal"]
+        return {"largest_size_solved": largest.tolist(),
+                "reached": f"{int(reached.sum())}/{n} (any size)"}
+
+    def budget_text(self, budget: dict[str, Any]) -> str:
+        """Episodes per size (one N-step episode per env and iteration)."""
+        n = budget["num_envs"] * budget["iterations"]
+        return (f"{n:,} episodes per size ({budget['num_envs']} envs x {budget['iterations']} "
+                f"iterations of one N-step episode each), i.e. {n:,} x N env steps")
+
+    def extra_tables(self, entries: Sequence[dict[str, Any]]) -> list[str]:
+        """The per-size table (:func:`deepsea_size_table`)."""
+        return [deepsea_size_table(entries)]
+
+
+def _deepsea(args: argparse.Namespace) -> list[Instance]:
+    sizes = args.sizes or ([10] if args.quick else list(range(10, 31, 4)))
+    its = args.iterations or (12 if args.quick else 60)
+    return [deepsea_instance(s, 32 if args.quick else 64, its) for s in sizes]
+
+
+def _deepsea_ablation(args: argparse.Namespace) -> Instance:
+    its = args.iterations or (12 if args.quick else 60)
+    return deepsea_instance(12 if not args.quick else 10, 32 if args.quick else 64, its)
+
+
+# --------------------------------------------------------------------------- the others
+
+
+def _gymnax_car(name: str, env_id: str, discrete: bool
+                ) -> Callable[[argparse.Namespace], list[Instance]]:
+    def make(args: argparse.Namespace) -> list[Instance]:
+        its = args.iterations or (6 if args.quick else 50)
+        n = 16 if args.quick else 32
+        return [Instance(task=name, label=name,
+                         cfg=train_config(env_id, n, 128, its, normalize_obs=True),
+                         hp=ppo_hparams(entropy_coef=0.01 if discrete else 0.0),
+                         info={"episode_length": 200 if discrete else 999})]
+    return make
+
+
+def _car_ablation(args: argparse.Namespace) -> Instance:
+    its = args.iterations or (6 if args.quick else 25)
+    return Instance(task="mountaincar-continuous", label="mountaincar-continuous-ablation",
+                    cfg=train_config("gymnax:MountainCarContinuous-v0", 16, 64, its,
+                                     normalize_obs=True),
+                    hp=ppo_hparams(entropy_coef=0.0), info={"episode_length": 999})
+
+
+def _reacher(args: argparse.Namespace) -> list[Instance]:
+    its = args.iterations or (6 if args.quick else 50)
+    n = 32 if args.quick else 128
+    return [Instance(task="reacher-sparse", label="reacher-sparse",
+                     cfg=train_config("brax:reacher_sparse", n, 32, its, normalize_obs=True),
+                     hp=ppo_hparams(entropy_coef=0.0),
+                     info={"episode_length": 50, "radius": 0.005,
+                           "random_policy_success_per_episode": 0.023})]
+
+
+def _cartpole(args: argparse.Namespace) -> list[Instance]:
+    its = args.iterations or (6 if args.quick else 50)
+    n = 16 if args.quick else 64
+    return [Instance(task="cartpole-swingup-sparse", label="cartpole-swingup-sparse",
+                     cfg=train_config("playground:CartpoleSwingupSparse", n, 64, its,
+                                      normalize_obs=True),
+                     hp=ppo_hparams(entropy_coef=0.0), info={"episode_length": 1000})]
+
+
+_CAR_SCORES = (("final_success", "final success rate", 2),
+               ("steps_to_first_success", "env steps to 1st success", 0))
+
+for _task in (
+    DeepSeaTask("deepsea", "gymnax DeepSea-bsuite, sizes 10-30 step 4; score = largest size "
+                "solved by the bsuite rule", _deepsea,
+                scores=(("largest_size_solved", "largest size solved", 1),),
+                ablation=_deepsea_ablation, ablation_score=("solved", "solved (bsuite rule)")),
+    Task("mountaincar", "gymnax MountainCar-v0 (discrete, 200 steps): reach the flag",
+         _gymnax_car("mountaincar", "gymnax:MountainCar-v0", True), scores=_CAR_SCORES),
+    Task("mountaincar-continuous", "gymnax MountainCarContinuous-v0 (999 steps): reach the "
+         "flag", _gymnax_car("mountaincar-continuous", "gymnax:MountainCarContinuous-v0",
+                             False), scores=_CAR_SCORES, ablation=_car_ablation),
+    Task("reacher-sparse", "brax:reacher_sparse (50 steps, success inside 0.005 of the "
+         "target)", _reacher, scores=(("final_success", "final success rate", 3),)),
+    Task("cartpole-swingup-sparse", "MuJoCo Playground CartpoleSwingupSparse (1000 steps, "
+         "impl=jax)", _cartpole, scores=(("final_return", "final eval return", 1),),
+         curve="return"),
+):
+    register_task(_task)
+del _task
+
+# the tasks the ablations run on by default (``--ablation-tasks``)
+ABLATION_TASKS = ("deepsea", "mountaincar-continuous")
+
+
+def ablation_instances(args: argparse.Namespace) -> list[Instance]:
+    """The ablation instances of the tasks in ``args.ablation_tasks`` (default
+    :data:`ABLATION_TASKS`), in that order."""
+    names = getattr(args, "ablation_tasks", ABLATION_TASKS)
+    out = []
+    for name in names:
+        task = TASKS.get(name)
+        if task is None or task.ablation is None:
+            raise ValueError(f"ablation task {name!r} is invalid; allowed: "
+                             f"{ablation_task_names()}")
+        out.append(task.ablation(args))
+    return out
+
+
+def ablation_task_names() -> list[str]:
+    """Registered tasks that define an ablation instance."""
+    return [n for n, t in TASKS.items() if t.ablation is not None]
