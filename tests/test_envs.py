@@ -359,3 +359,15 @@ def test_random_policy_success_rate_below_5_percent(task):
 
     out = _measure(task, None, episodes=256, num_envs=128, seed=0, episode_length=None)
     assert out["success_rate"] < 0.05
+
+
+def test_optional_warp_notice_is_dropped_other_output_kept(capsys) -> None:
+    """MJX's "Failed to import warp" lines (printed at import when Warp is absent) do not
+    reach users; anything else printed during the guarded import does."""
+    from mimex_jax.envs.base import _without_optional_warp_notice
+
+    with _without_optional_warp_notice():
+        print("Failed to import warp: No module named 'warp'")
+        print("Failed to import mujoco_warp: No module named 'warp'")
+        print("something else")
+    assert capsys.readouterr().out == "something else\n"

@@ -20,14 +20,36 @@ convenience properties (``action_kind``, ``num_actions``, ``action_bounds``, ...
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import sys
 from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brax.envs.base import Env as BraxEnv
-from brax.envs.base import State
+
+
+@contextlib.contextmanager
+def _without_optional_warp_notice():
+    """Drop MuJoCo MJX's import-time "Failed to import warp" lines, pass any other output.
+
+    Brax imports ``mujoco.mjx``, which prints those lines whenever the optional Warp package is
+    absent. Only pixel observations need Warp, and ``mimex_jax.envs.pixels`` raises a clear
+    error of its own when it is missing, so the notice is noise for everyone else.
+    """
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield
+    for line in buf.getvalue().splitlines(keepends=True):
+        if not line.startswith(("Failed to import warp:", "Failed to import mujoco_warp:")):
+            sys.stdout.write(line)
+
+
+with _without_optional_warp_notice():
+    from brax.envs.base import Env as BraxEnv
+    from brax.envs.base import State
 
 __all__ = ["ActionKind", "Env", "EnvSpec", "State", "Wrapper"]
 
