@@ -35,6 +35,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAX_PLATFORMS")}
     env["JAX_PLATFORMS"] = "cpu"
+    # Keep conftest's compile-speed setting, drop everything else (device counts).
+    env["XLA_FLAGS"] = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                                if f.startswith("--xla_backend_optimization_level"))
     env.update(extra)
     return env
 
