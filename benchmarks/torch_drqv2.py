@@ -36,6 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from torch_baseline import serve_loop  # noqa: E402
+
 DEFAULT_ORIGINAL = Path(__file__).resolve().parents[2] / "shared" / "original" / "mimex-dmc"
 
 
@@ -125,23 +128,11 @@ def info() -> dict:
 
 
 def serve(args: argparse.Namespace) -> None:
-    """After ``--warmup`` updates print an info line, then answer every ``step`` line
-    with ``{"seconds": ...}`` of one update; ``quit`` stops."""
+    """After ``--warmup`` updates, the ``--serve`` protocol of ``torch_baseline.py``."""
     step = make_update(args)
     for _ in range(args.warmup):
         step()
-    print(json.dumps({"ready": True, **info()}), flush=True)
-    for line in sys.stdin:
-        command = line.strip()
-        if command == "quit":
-            break
-        if command != "step":
-            print(json.dumps({"error": f"unknown command {command!r}; allowed: step, quit"}),
-                  flush=True)
-            continue
-        t0 = time.perf_counter()
-        step()
-        print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+    serve_loop(step, info())
 
 
 def main() -> None:
