@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -97,3 +99,35 @@ def device_peak_bytes() -> int | None:
         return None
     peak = stats.get("peak_bytes_in_use")
     return None if peak is None else int(peak)
+
+
+class ServeProcess:
+    """A benchmark worker in another interpreter (e.g. the PyTorch virtualenv) speaking
+    the ``--serve`` protocol: one JSON info line after its warm-up, then one
+    ``{"seconds": ...}`` line per ``step`` line on stdin; ``quit`` stops it."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the benchmark worker exited (code {self.proc.wait()})")
+        out = json.loads(line)
+        if "error" in out:
+            raise RuntimeError(out["error"])
+        return out
+
+    def step(self) -> float:
+        """Seconds of one timed call in the worker."""
+        self.proc.stdin.write("step\n")
+        self.proc.stdin.flush()
+        return float(self._read()["seconds"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)

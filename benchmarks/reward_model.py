@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -37,7 +36,14 @@ from typing import Any
 import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cost_analysis, machine, matmul_rate, summary, time_calls  # noqa: E402
+from common import (  # noqa: E402
+    ServeProcess,
+    cost_analysis,
+    machine,
+    matmul_rate,
+    summary,
+    time_calls,
+)
 
 from mimex_jax.rewards import MIMExConfig, RewardBatch, mimex  # noqa: E402
 from mimex_jax.rewards.mimex import microbatch_size  # noqa: E402
@@ -86,37 +92,15 @@ def bench_jax(cfg: MIMExConfig, batch: int, repeats: int, warmup: int) -> dict:
     return jax_result(time_calls(step, repeats, warmup), batch, info)
 
 
-class TorchServer:
+class TorchServer(ServeProcess):
     """benchmarks/torch_baseline.py --serve in .venv-torch: one timed update per call."""
 
     def __init__(self, args: argparse.Namespace, attention: str) -> None:
-        cmd = [str(TORCH_PYTHON), str(ROOT / "benchmarks" / "torch_baseline.py"), "--serve",
-               "--batch", str(args.batch), "--seq-len", "5", "--feature-dim",
-               str(args.feature_dim), "--warmup", str(args.torch_warmup), "--attention",
-               attention]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        self.info = self._read()
-
-    def _read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the PyTorch baseline exited (code {self.proc.wait()})")
-        out = json.loads(line)
-        if "error" in out:
-            raise RuntimeError(out["error"])
-        return out
-
-    def step(self) -> float:
-        self.proc.stdin.write("step\n")
-        self.proc.stdin.flush()
-        return float(self._read()["seconds"])
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
+        super().__init__([
+            str(TORCH_PYTHON), str(ROOT / "benchmarks" / "torch_baseline.py"), "--serve",
+            "--batch", str(args.batch), "--seq-len", "5", "--feature-dim",
+            str(args.feature_dim), "--warmup", str(args.torch_warmup), "--attention",
+            attention])
 
 
 def bench_paired(cfg: MIMExConfig, args: argparse.Namespace) -> dict:

@@ -266,14 +266,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_serve(args: argparse.Namespace) -> None:
-    """Answer ``step`` lines with the seconds of one update (see the module docstring)."""
+def serve_loop(step: Callable[[], Any], info: dict) -> None:
+    """Print ``info`` (with ``ready``), then answer every ``step`` line on stdin with the
+    seconds of one ``step()`` call; ``quit`` or end of input stops."""
     import sys
 
-    step = warmed_up(args)
-    print(json.dumps({"ready": True, "torch_version": torch.__version__,
-                      "num_threads": torch.get_num_threads(), "attention": args.attention}),
-          flush=True)
+    print(json.dumps({"ready": True, **info}), flush=True)
     for line in sys.stdin:
         command = line.strip()
         if command == "quit":
@@ -285,6 +283,13 @@ def run_serve(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         step()
         print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    """Answer ``step`` lines with the seconds of one update (see the module docstring)."""
+    step = warmed_up(args)
+    serve_loop(step, {"torch_version": torch.__version__,
+                      "num_threads": torch.get_num_threads(), "attention": args.attention})
 
 
 def parse_args() -> argparse.Namespace:

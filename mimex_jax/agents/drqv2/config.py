@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from mimex_jax.agents.drqv2.replay import SEQ_TYPES
 from mimex_jax.rewards.base import require
 
-SEQ_TYPES = ("pad2", "pad")
 _LINEAR = re.compile(r"^\s*linear\(\s*([^,]+),\s*([^,]+),\s*([^,)]+)\)\s*$")
 
 
@@ -64,7 +64,9 @@ class DrQV2Config:
         the state to the actor/critic trunks directly (upstream DrQ-v2's state variant).
       seq_type: which T observations the bonus scores (the original's ``seq_type``):
         ``pad2`` = the T ending at the transition's ``obs``, ``pad`` = the T ending at the
-        observation after it; both left-padded with zeros at the episode start.
+        observation after it, both left-padded with zeros at the episode start; ``full2``
+        / ``full`` = the same, but moved to the episode's first T observations instead of
+        padding (:mod:`mimex_jax.agents.drqv2.replay`).
     """
 
     batch_size: int = 256

@@ -50,6 +50,7 @@ from mimex_jax.trainer import (
     TrainConfig,
     apply_bonus_hparams,
     episode_metrics,
+    make_env,
     make_reward,
 )
 
@@ -80,9 +81,25 @@ def drqv2_config(cfg: TrainConfig) -> DrQV2Config:
 def _validate(cfg: TrainConfig) -> None:
     d = drqv2_config(cfg)
     slots = d.slots_per_env(cfg.num_envs)
-    need = d.nstep + cfg.seq_len + 2
+    px = cfg.pixel_config
+    if px is not None:
+        require("pixels.proprio", px.proprio, not px.proprio,
+                "false with agent='drqv2' (the encoder takes images only)")
+    need = replay.window_length(d.nstep, _seq_len(cfg), d.seq_type, _frame_stack(cfg)) + 1
     require("drqv2.buffer_size", d.buffer_size, slots >= need,
-            f">= num_envs * (nstep + seq_len + 2) = {cfg.num_envs * need}")
+            f">= num_envs * {need} = {cfg.num_envs * need} (the sampling window of nstep, "
+            "seq_len, seq_type and frame_stack, plus one)")
+
+
+def _seq_len(cfg: TrainConfig) -> int:
+    """T of the replayed sequences: ``cfg.seq_len`` for sequence bonuses, else 0."""
+    return cfg.seq_len if cfg.reward in ("mimex", "running_mean") else 0
+
+
+def _frame_stack(cfg: TrainConfig) -> int:
+    """Frames per observation: ``pixels.frame_stack`` of pixel runs, else 1."""
+    px = cfg.pixel_config
+    return px.frame_stack if px is not None else 1
 
 
 def _steps_per_iteration(cfg: TrainConfig) -> int:
@@ -116,19 +133,22 @@ def _make_policy(cfg: TrainConfig, env: envs_lib.Env):
     return policy
 
 
-def build(cfg: TrainConfig, env: envs_lib.Env | None = None) -> Built:
+def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
+          frame_stack: int | None = None) -> Built:
     """The fused DrQ-v2 trainer for ``cfg`` (``env``: a batched, auto-resetting env to use
-    instead of ``cfg.env_id``, e.g. a test env; it must have ``cfg.num_envs`` envs)."""
+    instead of ``cfg.env_id``, e.g. a test env; it must have ``cfg.num_envs`` envs;
+    ``frame_stack``: how many frames its observations stack along the last axis, oldest
+    first; default ``pixels.frame_stack`` of pixel runs, else 1). The replay buffer stores
+    each frame once and rebuilds the stacks when it samples."""
     d = drqv2_config(cfg)
     if env is None:
-        env = envs_lib.make(cfg.env_id, num_envs=cfg.num_envs,
-                            episode_length=cfg.episode_length, **dict(cfg.env_kwargs))
+        env = make_env(cfg, cfg.num_envs)
+    k = _frame_stack(cfg) if frame_stack is None else int(frame_stack)
     drq = _spec(env, d)
     agent = drq.agent
     n, a_dim = cfg.num_envs, env.action_size
     capacity = d.slots_per_env(n)
-    seq_len = cfg.seq_len if cfg.reward in ("mimex", "running_mean") else 0
-    seq_end = {"pad2": 0, "pad": 1}[d.seq_type]
+    seq_len = _seq_len(cfg)
     obs_aval = jax.eval_shape(env.reset, jax.random.key(0)).obs
     repr_dim = jax.eval_shape(
         lambda k: drq.encode(agent.init(k, jnp.zeros((1,) + obs_aval.shape[1:],
@@ -143,7 +163,7 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None) -> Built:
         k_env, k_agent, k_rew, key = jax.random.split(key, 4)
         env_state = env.reset(k_env)
         ag = agent.init(k_agent, env_state.obs[:1])
-        buf = replay.init(env_state.obs, a_dim, capacity)
+        buf = replay.init(env_state.obs, a_dim, capacity, k)
         feats = jnp.zeros((d.batch_size, repr_dim))
         dummy = RewardBatch(seq=jnp.zeros((d.batch_size, max(cfg.seq_len, 1), repr_dim)),
                             obs=feats, next_obs=feats, action=jnp.zeros((d.batch_size, a_dim)))
@@ -184,7 +204,8 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None) -> Built:
     def one_update(carry, key, hp: HParams, step, w):
         ag, reward_state, buf = carry
         k_sample, k_feat, k_rew, k_agent = jax.random.split(key, 4)
-        s = replay.sample(buf, k_sample, d.batch_size, d.nstep, hp.gamma, seq_len, seq_end)
+        s = replay.sample(buf, k_sample, d.batch_size, d.nstep, hp.gamma, seq_len,
+                           d.seq_type, k)
         if cfg.reward == "none":
             r_int, r_metrics = jnp.zeros_like(s.reward), {}
         else:
@@ -238,7 +259,8 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None) -> Built:
     def score(state: DrQV2TrainState, hp: HParams, col):
         """The bonus alone on one sampled batch of ``collect``'s buffer (for timing)."""
         k_sample, k_feat, k_rew = jax.random.split(col[5], 3)
-        s = replay.sample(col[1], k_sample, d.batch_size, d.nstep, hp.gamma, seq_len, seq_end)
+        s = replay.sample(col[1], k_sample, d.batch_size, d.nstep, hp.gamma, seq_len,
+                           d.seq_type, k)
         if cfg.reward == "none":
             return state.reward_state, jnp.zeros_like(s.reward), {}
         return reward_fn.update(apply_bonus_hparams(cfg, state.reward_state, hp),
