@@ -11,17 +11,19 @@ import jax
 import numpy as np
 import pytest
 
+# Unit tests check what a program computes, not how fast it runs, and most of this suite's
+# CPU time is XLA compiling small programs. LLVM's optimisation level changes the machine
+# code generated, not the HLO semantics under test, and level 0 compiles the tiny trainer
+# about 1.7x faster than the default -O2 (tests/test_trainer.py cold: 150 -> 86 s of CPU).
+# Chunked and one-call training stay bit-identical under it (tests/test_loop.py); XLA's
+# --xla_cpu_use_fusion_emitters=false would compile faster still but breaks that.
+# Set MIMEX_TEST_XLA_OPT to test at another level (benchmarks never run under this file).
+TEST_XLA_FLAGS = f"--xla_backend_optimization_level={os.environ.get('MIMEX_TEST_XLA_OPT', '0')}"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 # JAX compiles dominate this suite's time on CPU, and many tests build the same small
 # programs (the CLI tests compile the same tiny run in several processes). The
 # persistent compilation cache lets every later build load the executable instead.
-# Unit tests check what a program computes, not how fast it runs, and most of this suite's
-# CPU time is XLA compiling small programs. LLVM's optimisation level changes generated
-# machine code, not the HLO semantics being tested, and level 0 compiles about 1.7x faster
-# (tests/test_trainer.py cold: 150 -> 86 s of CPU). Set MIMEX_TEST_XLA_OPT to another
-# level to test at that one (benchmarks never run under this file).
-TEST_XLA_FLAG = f"--xla_backend_optimization_level={os.environ.get('MIMEX_TEST_XLA_OPT', '0')}"
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAG}".strip()
 CACHE_DIR = os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "mimex-jax-test-xla-cache"))
 jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
