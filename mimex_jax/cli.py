@@ -40,7 +40,8 @@ def _default_out(cfg, kind: str) -> Path:
         Path("runs") / f"{stamp}-{name}-{cfg.reward}-sweep"
 
 
-def _table(rows: list[tuple[str, dict]]) -> str:
+def _table(rows: list[tuple[str, dict]], has_success: bool = True) -> str:
+    """The final table; success columns read ``n/a`` for tasks without a success flag."""
     lines = ["| run | env steps | eval return | eval success | train return (last chunk) | "
              "train success (last chunk) |", "|---|---|---|---|---|---|"]
     for name, s in rows:
@@ -48,10 +49,13 @@ def _table(rows: list[tuple[str, dict]]) -> str:
         last = s.get("last_chunk_all_members", {})
         train = [f"{last[k]:.3f}" if k in last else "-"
                  for k in ("episode_return", "episode_success")]
+        succ = _fmt([m['success'] for m in ev]) if ev else '-'
+        if not has_success:
+            succ = train[1] = "n/a"
         lines.append(
             f"| {name} | {s.get('env_steps', '-')} | "
             f"{_fmt([m['return'] for m in ev]) if ev else '-'} | "
-            f"{_fmt([m['success'] for m in ev]) if ev else '-'} | {train[0]} | {train[1]} |")
+            f"{succ} | {train[0]} | {train[1]} |")
     return "\n".join(lines)
 
 
@@ -134,7 +138,9 @@ def _train_command(args: argparse.Namespace, rc: RunConfig, run_dir: Path) -> in
         return 0
     show(f"\nfinished in {summary['seconds']:.0f}s; eval over {rc.run.eval_episodes} "
          "episodes per member, deterministic policy (mean [min, max] over members)")
-    show(_table(rows))
+    from mimex_jax.report import _has_success
+
+    show(_table(rows, _has_success(rc)))
     show(f"\nrun directory: {run_dir}  (plot: mimex-jax plot {run_dir})")
     return 0
 

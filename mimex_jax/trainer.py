@@ -340,12 +340,17 @@ class Built(NamedTuple):
 
 def episode_metrics(ep: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Iteration means over the episodes that finished in it (``episode_*`` step metrics
-    of the env wrappers, any shape); ``episodes`` is how many finished."""
+    of the env wrappers and of envs that report more, e.g. Craftax's
+    ``episode_achievements``; any shape); ``episodes`` is how many finished."""
     n_done = jnp.sum(ep["episode_done"])
     denom = jnp.maximum(n_done, 1.0)
     return {"episodes": n_done,
-            **{k: jnp.sum(ep[k]) / denom
-               for k in ("episode_return", "episode_length", "episode_success")}}
+            **{k: jnp.sum(v) / denom for k, v in ep.items() if k != "episode_done"}}
+
+
+def episode_step_metrics(metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """The ``episode_*`` entries of an env step's metrics (non-zero where episodes end)."""
+    return {k: v for k, v in metrics.items() if k.startswith("episode_")}
 
 
 def _validate_ppo(cfg: TrainConfig) -> None:
@@ -449,8 +454,7 @@ def _build_ppo(cfg: TrainConfig) -> Built:
             emb_reset = embed(state.params, state.obs_stats, state.projection, nxt.obs)
             seq, window = windows.step(window, emb_next, emb_reset, nxt.done)
             trunc = nxt.info.get("truncation", jnp.zeros_like(nxt.done))
-            episode = {k2: nxt.metrics[k2] for k2 in
-                       ("episode_done", "episode_return", "episode_length", "episode_success")}
+            episode = episode_step_metrics(nxt.metrics)
             tr = Transition(
                 obs=env_state.obs, action=action, log_prob=log_prob, value=value,
                 value_int=value if value_int is None else value_int, reward=nxt.reward,

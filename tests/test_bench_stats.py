@@ -70,3 +70,53 @@ def test_summarize_and_fmt() -> None:
     assert stats.fmt(s).startswith("0.67 [")
     with pytest.raises(ValueError, match="empty"):
         stats.iqm([])
+
+
+def test_prob_improvement_hand_computed() -> None:
+    # x = 1 beats 0 (1 of 3); x = 2 ties 2, 2 and beats 0 (0.5 + 0.5 + 1); x = 3 beats all
+    x, y = [1.0, 2.0, 3.0], [2.0, 2.0, 0.0]
+    assert stats.prob_improvement(x, y) == pytest.approx((1 + 2 + 3) / 9)
+    assert stats.prob_improvement(y, x) == pytest.approx(1 - 6 / 9)
+    # several tasks: the mean of the per-task probabilities (runs may differ in number)
+    two = stats.prob_improvement(np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]),
+                                 np.array([[2.0, 1.0], [2.0, 1.0], [0.0, 1.0]]))
+    assert two == pytest.approx((6 / 9 + 0.0) / 2)
+    assert stats.prob_improvement([5.0], [1.0, 9.0, 5.0]) == pytest.approx(1.5 / 3)
+
+
+def test_prob_improvement_matches_mann_whitney_u() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 4, 12).astype(float), rng.integers(0, 4, 9).astype(float)
+    u = sps.mannwhitneyu(x, y, alternative="two-sided").statistic  # U of x, ties as 1/2
+    assert stats.prob_improvement(x, y) == pytest.approx(u / (12 * 9))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-50, 50), min_size=1, max_size=12, unique=True))
+def test_prob_improvement_properties(values: list[int]) -> None:
+    v = np.asarray(values, float)
+    x, y = v[::2], v[1::2]
+    assert stats.prob_improvement(v, v) == pytest.approx(0.5)  # identical samples
+    if len(y):  # no ties between x and y: P(X > Y) + P(Y > X) = 1
+        assert stats.prob_improvement(x, y) + stats.prob_improvement(y, x) == pytest.approx(1)
+
+
+def test_prob_improvement_ci() -> None:
+    x, y = [0.9, 0.8, 1.0, 0.7, 0.95], [0.1, 0.3, 0.0, 0.2, 0.25]
+    assert stats.prob_improvement_ci(x, y, reps=2000) == (1.0, 1.0)  # X always ahead
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.0, 1.0, 10), rng.normal(0.5, 1.0, 10)
+    lo, hi = stats.prob_improvement_ci(a, b, reps=4000)
+    p = stats.prob_improvement(a, b)
+    assert 0.0 <= lo < p < hi <= 1.0
+    assert stats.prob_improvement_ci(a, b, reps=4000) == (lo, hi)  # fixed generator seed
+    lo2, hi2 = stats.prob_improvement_ci(b, a, reps=4000)  # the mirror image
+    assert (lo2, hi2) == pytest.approx((1 - hi, 1 - lo), abs=0.02)
+    out = stats.improvement(a, b, reps=4000)
+    assert (out["p"], out["ci_low"], out["ci_high"], out["n_x"]) == (p, lo, hi, 10)
+    with pytest.raises(ValueError, match="same tasks"):
+        stats.prob_improvement(np.zeros((3, 2)), np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="finite"):
+        stats.prob_improvement([np.nan], [1.0])
+    with pytest.raises(ValueError, match="at least one run"):
+        stats.prob_improvement([], [1.0])

@@ -10,6 +10,12 @@ Suites:
   keywords are config entries), see :mod:`mimex_jax.envs.playground_suite`.
 - ``gymnax:<id>``: gymnax envs (keywords: constructor args such as DeepSea's ``size``, and
   ``EnvParams`` fields), see :mod:`mimex_jax.envs.gymnax_suite`.
+- ``minigrid:<name>``: MiniGrid tasks of xminigrid (optional extra ``envs``), e.g.
+  ``minigrid:DoorKey-8x8`` (keywords ``view_size``, ``max_steps``), see
+  :mod:`mimex_jax.envs.minigrid_suite`.
+- ``craftax:<name>``: Craftax symbolic envs (optional extra ``envs``), e.g.
+  ``craftax:Craftax-Classic-Symbolic-v1`` (keywords: Craftax ``EnvParams`` fields), see
+  :mod:`mimex_jax.envs.craftax_suite`.
 """
 
 from __future__ import annotations
@@ -65,16 +71,45 @@ def _make_gymnax(name: str, overrides: dict) -> Env:
     return GymnaxEnv(name, **overrides)
 
 
+def _minigrid_names() -> list[str]:
+    from mimex_jax.envs.minigrid_suite import minigrid_env_names
+
+    return minigrid_env_names()
+
+
+def _make_minigrid(name: str, overrides: dict) -> Env:
+    from mimex_jax.envs.minigrid_suite import MiniGridEnv
+
+    return MiniGridEnv(name, **overrides)
+
+
+def _craftax_names() -> list[str]:
+    from mimex_jax.envs.craftax_suite import craftax_env_names
+
+    return craftax_env_names()
+
+
+def _make_craftax(name: str, overrides: dict) -> Env:
+    from mimex_jax.envs.craftax_suite import CraftaxEnv
+
+    return CraftaxEnv(name, **overrides)
+
+
 # suite -> (list names, make adapter from (name, overrides)); adapters import lazily.
 _SUITES: dict[str, tuple[Callable[[], list[str]], Callable[[str, dict], Env]]] = {
     "brax": (_brax_names, _make_brax),
     "playground": (_playground_names, _make_playground),
     "gymnax": (_gymnax_names, _make_gymnax),
+    "minigrid": (_minigrid_names, _make_minigrid),
+    "craftax": (_craftax_names, _make_craftax),
 }
 SUITES = tuple(_SUITES)
 
 # Suites whose adapter enforces its own time limit (``episode_length`` -> env parameter).
-_EPISODE_LENGTH_KEY = {"gymnax": "max_steps_in_episode", "playground": "episode_length"}
+_EPISODE_LENGTH_KEY = {"gymnax": "max_steps_in_episode", "playground": "episode_length",
+                       "minigrid": "max_steps", "craftax": "max_timesteps"}
+# Suites whose adapter ends episodes at that limit itself (no EpisodeTimeLimit on top).
+_SELF_LIMITED = frozenset({"gymnax", "minigrid", "craftax"})
 
 
 def _parse(env_id: str) -> tuple[str, str]:
@@ -157,7 +192,7 @@ def make(
         if num_envs is None:
             raise ValueError("pixel observations need num_envs (the renderer is batched)")
         env = ActionRepeat(env, pixels.action_repeat)
-    if suite != "gymnax":
+    if suite not in _SELF_LIMITED:
         length = env.spec.episode_length if episode_length is None else episode_length
         if length is not None:
             env = EpisodeTimeLimit(env, length)

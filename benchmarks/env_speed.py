@@ -1,0 +1,80 @@
+"""Benchmark: raw env steps/s of one env id (random actions, auto-reset, one ``lax.scan``).
+
+Measures what the env alone costs before a budget is sized: compile time, then the median
+over ``--repeats`` of ``--steps`` batched steps at each ``--num-envs``. Prints one Markdown
+row per batch size and writes JSON with ``--out``.
+
+    python benchmarks/env_speed.py --env craftax:Craftax-Classic-Symbolic-v1 --num-envs 16,64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import block, machine  # noqa: E402
+
+from mimex_jax import envs  # noqa: E402
+
+
+def measure(env_id: str, num_envs: int, steps: int, repeats: int) -> dict:
+    """Compile time and median steps/s of ``steps`` random-action steps of ``num_envs`` envs."""
+    env = envs.make(env_id, num_envs=num_envs)
+
+    def act(key):
+        if env.action_kind == "discrete":
+            return jax.random.randint(key, (num_envs,), 0, env.num_actions)
+        low, high = env.action_bounds
+        return jax.random.uniform(key, (num_envs, env.action_size), jnp.float32, low, high)
+
+    @jax.jit
+    def run(state, key):
+        def body(s, k):
+            s = env.step(s, act(k))
+            return s, s.metrics["episode_done"].sum()
+
+        state, done = jax.lax.scan(body, state, jax.random.split(key, steps))
+        return state, done.sum()
+
+    state = jax.jit(env.reset)(jax.random.key(0))
+    t0 = time.perf_counter()
+    state, _ = block(run(state, jax.random.key(1)))
+    compile_s = time.perf_counter() - t0
+    times = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        state, _ = block(run(state, jax.random.key(2 + r)))
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"env": env_id, "num_envs": num_envs, "steps": steps, "repeats": repeats,
+            "compile_and_first_s": compile_s, "median_s": med,
+            "env_steps_per_s": num_envs * steps / med}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="craftax:Craftax-Classic-Symbolic-v1")
+    p.add_argument("--num-envs", default="16,64", help="comma list of batch sizes")
+    p.add_argument("--steps", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args()
+    rows = [measure(a.env, int(n), a.steps, a.repeats) for n in a.num_envs.split(",")]
+    print("| env | num_envs | compile + first run (s) | env steps/s (median) |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['env']} | {r['num_envs']} | {r['compile_and_first_s']:.1f} | "
+              f"{r['env_steps_per_s']:.0f} |")
+    if a.out:
+        a.out.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

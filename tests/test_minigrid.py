@@ -1,0 +1,140 @@
+"""The ``minigrid:`` suite (xminigrid MiniGrid tasks) behind the env interface."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("xminigrid", reason="the minigrid: suite needs xminigrid "
+                                        "(pip install mimex-jax[envs])")
+
+from _runs import assert_same_state  # noqa: E402
+
+from mimex_jax import envs  # noqa: E402
+from mimex_jax.envs.minigrid_suite import onehot_view  # noqa: E402
+
+N = 8
+LIMIT = 12  # steps per episode: random walks reach the goal in some episodes, not in all
+STEPS = 300
+
+
+@pytest.fixture(scope="module")
+def walk():
+    """One compiled random walk: Empty-5x5 (goal 4 cells away), N envs, auto-reset."""
+    env = envs.make("minigrid:Empty-5x5", num_envs=N, episode_length=LIMIT)
+
+    def run(key):
+        def body(s, k):
+            a = jax.random.randint(k, (N,), 0, 3)  # forward / turn right / turn left
+            s = env.step(s, a)
+            return s, (s.reward, s.done, s.info["truncation"], s.metrics,
+                       s.pipeline_state.state.step_num, s.obs, s.info["terminal_obs"])
+
+        k0, k1 = jax.random.split(key)
+        s0 = env.reset(k0)
+        last, out = jax.lax.scan(body, s0, jax.random.split(k1, STEPS))
+        return s0, last, out
+
+    s0, last, out = jax.jit(run)(jax.random.key(1))
+    return env, s0, last, jax.tree.map(np.asarray, out)
+
+
+def test_reset_step_shapes_dtypes(walk):
+    env, s, s2, _ = walk
+    for st in (s, s2):
+        assert st.obs.shape == (N, 7 * 7 * 25) and st.obs.dtype == jnp.float32
+        assert st.reward.shape == (N,) and st.reward.dtype == jnp.float32
+        assert st.done.shape == (N,) and st.done.dtype == jnp.float32
+        assert set(np.unique(np.asarray(st.obs))) <= {0.0, 1.0}
+        # one tile and one colour per cell
+        np.testing.assert_array_equal(np.asarray(st.obs).reshape(N, 49, 25).sum(-1), 2.0)
+    # the pytree keeps its structure and dtypes (carried through lax.scan)
+    assert jax.tree.structure(s) == jax.tree.structure(s2)
+    assert [x.dtype for x in jax.tree.leaves(s)] == [x.dtype for x in jax.tree.leaves(s2)]
+
+
+def test_success_means_goal_reached(walk):
+    """Some episodes end at the goal; success is set exactly on terminal steps with positive
+    reward, never on time-limit ends."""
+    r, d, tr, m = walk[3][:4]
+    succ = m["success"]
+    assert succ.sum() >= 1 and tr.sum() >= 1
+    np.testing.assert_array_equal(succ, ((r > 0) & (d == 1) & (tr == 0)).astype(np.float32))
+    np.testing.assert_array_equal(m["episode_success"], succ)  # success ends the episode
+    np.testing.assert_array_equal(m["episode_done"], d)
+    np.testing.assert_array_equal(r[tr == 1], 0.0)
+    # MiniGrid's reward: 1 - 0.9 * steps / max_steps
+    np.testing.assert_allclose(r[succ == 1], 1 - 0.9 * m["episode_length"][succ == 1] / LIMIT,
+                               atol=1e-6)
+
+
+def test_time_limit_and_auto_reset(walk):
+    r, d, tr, m, step_num, obs, term_obs = walk[3]
+    np.testing.assert_array_equal(m["episode_length"][tr == 1], LIMIT)
+    assert np.all(m["episode_length"][d == 1] <= LIMIT)
+    # after an episode ends the state is a fresh one (step 0); otherwise it counts on
+    assert np.all(step_num[d == 1] == 0)
+    assert np.all(step_num[d == 0] > 0)
+    # the terminal observation is kept aside; on other steps it is the observation itself
+    np.testing.assert_array_equal(term_obs[d == 0], obs[d == 0])
+    assert np.any(term_obs[d == 1] != obs[d == 1])
+
+
+def test_vmap_over_keys_equals_separate_calls():
+    """vmap over keys gives what the unbatched env gives per key (``lax.map`` runs the
+    unbatched code path one key at a time; both in one compile)."""
+    base = envs.make_base("minigrid:DoorKey-6x6")
+    keys = jax.random.split(jax.random.key(4), 3)
+    actions = jnp.array([0, 1, 3], jnp.int32)
+
+    def one(k, a):
+        return base.step(base.reset(k), a)
+
+    batched, separate = jax.jit(lambda k, a: (jax.vmap(one)(k, a), jax.lax.map(
+        lambda ka: one(*ka), (k, a))))(keys, actions)
+    assert_same_state(separate, batched)
+
+
+def test_spec_and_ids():
+    assert "minigrid:DoorKey-8x8" in envs.list_envs("minigrid")
+    spec = envs.make_base("minigrid:DoorKey-8x8").spec
+    assert spec.action_kind == "discrete" and spec.num_actions == 6
+    assert spec.observation_size == 7 * 7 * 25 and spec.has_success
+    assert spec.episode_length == 10 * 8 * 8  # MiniGrid's own limit
+    small = envs.make_base("minigrid:DoorKey-8x8", view_size=3, max_steps=50).spec
+    assert (small.observation_size, small.episode_length) == (3 * 3 * 25, 50)
+    with pytest.raises(ValueError, match="KeyCorridor"):
+        envs.make_base("minigrid:KeyCorridor")
+    with pytest.raises(ValueError, match="allowed"):
+        envs.make_base("minigrid:DoorKey-8x8", size=3)
+    with pytest.raises(ValueError, match="integer >= 1"):
+        envs.make_base("minigrid:DoorKey-8x8", max_steps=0)
+
+
+def test_onehot_view():
+    view = jnp.array([[[2, 0], [12, 11]]], jnp.uint8)  # 1 x 2 cells
+    x = np.asarray(onehot_view(view)).reshape(2, 25)
+    assert x.sum(axis=1).tolist() == [2.0, 2.0]
+    assert x[0, 2] == 1 and x[0, 13 + 0] == 1 and x[1, 12] == 1 and x[1, 13 + 11] == 1
+
+
+@pytest.mark.slow  # the PPO + MIMEx compile: ~50 s of CPU time
+def test_fused_trainer_runs_and_reports_success():
+    """A tiny PPO + MIMEx run on DoorKey-5x5 inside the fused train program, two seeds vmapped."""
+    from mimex_jax.trainer import HParams, TrainConfig, make_train
+
+    cfg = TrainConfig(
+        env_id="minigrid:DoorKey-5x5", num_envs=4, rollout_len=8, epochs=1, minibatches=2,
+        total_steps=4 * 8 * 2, episode_length=6, reward="mimex", actor_hidden=(16,),
+        critic_hidden=(16,),
+        mimex=(("embed_dim", 16), ("depth", 1), ("num_heads", 2), ("decoder_embed_dim", 8)))
+    _, _, train, _ = make_train(cfg)
+    hp = jax.tree.map(lambda x: jnp.stack([x, x]), HParams())
+    _, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2), hp)
+    assert metrics["episode_success"].shape == (2, 2)
+    for k in ("episode_return", "episode_success", "episodes", "reward_int"):
+        assert np.all(np.isfinite(np.asarray(metrics[k]))), k
+    # 6-step episodes: every env finishes 16 / 6 -> 2 or 3 episodes per iteration of 8 steps
+    assert np.all(np.asarray(metrics["episodes"]) >= 4)
