@@ -303,6 +303,15 @@ def _cartpole(args: argparse.Namespace) -> list[Instance]:
                      hp=ppo_hparams(entropy_coef=0.0), info={"episode_length": 1000})]
 
 
+def _doorkey(args: argparse.Namespace) -> list[Instance]:
+    """MiniGrid DoorKey-5x5 (xminigrid): key, locked door, goal; reward only at the goal."""
+    its = args.iterations or (8 if args.quick else 128)
+    n = 16 if args.quick else 64
+    return [Instance(task="minigrid-doorkey", label="minigrid-doorkey-5x5",
+                     cfg=train_config("minigrid:DoorKey-5x5", n, 32, its, episode_length=None),
+                     hp=ppo_hparams(entropy_coef=0.01), info={"episode_length": 250})]
+
+
 _CAR_SCORES = (("final_success", "final success rate", 2),
                ("steps_to_first_success", "env steps to 1st success", 0))
 
@@ -321,6 +330,9 @@ for _task in (
     Task("cartpole-swingup-sparse", "MuJoCo Playground CartpoleSwingupSparse (1000 steps, "
          "impl=jax)", _cartpole, scores=(("final_return", "final eval return", 1),),
          curve="return"),
+    Task("minigrid-doorkey", "MiniGrid DoorKey-5x5 (xminigrid, 250 steps, egocentric one-hot "
+         "view): pick up the key, open the door, reach the goal", _doorkey,
+         scores=_CAR_SCORES),
 ):
     register_task(_task)
 del _task
