@@ -51,7 +51,7 @@ with _without_optional_warp_notice():
     from brax.envs.base import Env as BraxEnv
     from brax.envs.base import State
 
-__all__ = ["ActionKind", "Env", "EnvSpec", "State", "Wrapper"]
+__all__ = ["ActionKind", "Env", "EnvSpec", "ParamsEnv", "State", "Wrapper"]
 
 ActionKind = Literal["continuous", "discrete"]
 
@@ -158,6 +158,23 @@ class Env(BraxEnv):
     @property
     def env_id(self) -> str:
         return self.spec.env_id
+
+
+class ParamsEnv(Env):
+    """Base of adapters around a gymnax-style env object with a static ``EnvParams``
+    (gymnax, xminigrid, Craftax): subclasses set ``self._env`` and ``self._params``."""
+
+    _env: Any
+    _params: Any
+
+    @property
+    def unwrapped(self):
+        return self._env
+
+    @property
+    def params(self):
+        """The wrapped env's ``EnvParams`` in use (static; closed over by reset/step)."""
+        return self._params
 
 
 class Wrapper(Env):

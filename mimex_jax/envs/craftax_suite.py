@@ -35,7 +35,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from mimex_jax.envs.base import Env, EnvSpec, State, cast_like, flat_f32, strong_types
+from mimex_jax.envs.base import EnvSpec, ParamsEnv, State, cast_like, flat_f32, strong_types
 
 __all__ = ["CRAFTAX_ENVS", "MAX_RETURN", "CraftaxEnv", "craftax_env_names"]
 
@@ -62,7 +62,7 @@ def craftax_env_names() -> list[str]:
     return list(CRAFTAX_ENVS)
 
 
-class CraftaxEnv(Env):
+class CraftaxEnv(ParamsEnv):
     """A Craftax symbolic env behind the :class:`~mimex_jax.envs.base.Env` interface."""
 
     def __init__(self, name: str, **overrides):
@@ -83,14 +83,6 @@ class CraftaxEnv(Env):
         # The same params without a time limit: tells death/lava from the time limit.
         self._no_limit = self._params.replace(max_timesteps=jnp.iinfo(jnp.int32).max)
 
-    @property
-    def unwrapped(self):
-        return self._env
-
-    @property
-    def params(self):
-        """Craftax's ``EnvParams`` in use (static; closed over by ``reset``/``step``)."""
-        return self._params
 
     def reset(self, rng: jax.Array) -> State:
         carry_key, reset_key = jax.random.split(rng)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mimex_jax.envs.base import Env, EnvSpec, State, cast_like, flat_f32, strong_types
+from mimex_jax.envs.base import EnvSpec, ParamsEnv, State, cast_like, flat_f32, strong_types
 
 __all__ = ["GymnaxEnv", "gymnax_env_names"]
 
@@ -90,7 +90,7 @@ def _param_fields(env) -> list[str]:
     return [f.name for f in dataclasses.fields(env.default_params)]
 
 
-class GymnaxEnv(Env):
+class GymnaxEnv(ParamsEnv):
     """A gymnax env behind the :class:`~mimex_jax.envs.base.Env` interface (see module doc)."""
 
     def __init__(self, name: str, **overrides):
@@ -116,14 +116,6 @@ class GymnaxEnv(Env):
         self._params = params.replace(**param_kwargs)
         self._success_fn = _SUCCESS.get(name)
 
-    @property
-    def unwrapped(self):
-        return self._env
-
-    @property
-    def params(self):
-        """The gymnax ``EnvParams`` in use (static; closed over by ``reset``/``step``)."""
-        return self._params
 
     def _action_space(self):
         return self._env.action_space(self._params)

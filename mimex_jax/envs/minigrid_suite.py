@@ -28,7 +28,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from mimex_jax.envs.base import Env, EnvSpec, State, cast_like, strong_types
+from mimex_jax.envs.base import EnvSpec, ParamsEnv, State, cast_like, strong_types
 
 __all__ = ["MiniGridEnv", "minigrid_env_names"]
 
@@ -62,7 +62,7 @@ def onehot_view(view: jax.Array) -> jax.Array:
     return jnp.concatenate([tiles, colors], axis=-1).reshape(-1)
 
 
-class MiniGridEnv(Env):
+class MiniGridEnv(ParamsEnv):
     """An xminigrid MiniGrid task behind the :class:`~mimex_jax.envs.base.Env` interface."""
 
     def __init__(self, name: str, **overrides):
@@ -84,14 +84,6 @@ class MiniGridEnv(Env):
         self._env = env
         self._params = params.replace(**overrides)
 
-    @property
-    def unwrapped(self):
-        return self._env
-
-    @property
-    def params(self):
-        """The xminigrid ``EnvParams`` in use (static)."""
-        return self._params
 
     def reset(self, rng: jax.Array) -> State:
         ts = self._env.reset(self._params, rng)
