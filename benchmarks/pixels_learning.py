@@ -13,6 +13,11 @@ up and centred, so this counts how often exploration found the goal), the mean r
 the episodes finished in the last half of training, and whether any reward was seen.
 
     python benchmarks/pixels_learning.py --seeds 5 --iterations 30
+
+``--methods`` also takes ``initial``: PPO without a bonus at lr 1e-12, i.e. the policy
+stays at its random initialisation (Gaussian, std 1) while running the same program; it
+is the random-policy baseline of a dense task (``--env playground:CartpoleBalance
+--methods none,initial --episode-length 100``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def config(args: argparse.Namespace, reward: str) -> TrainConfig:
     return TrainConfig(
+        episode_length=args.episode_length,
         env_id=args.env, num_envs=args.num_envs, rollout_len=args.rollout, epochs=4,
         minibatches=4, total_steps=args.num_envs * args.rollout * args.iterations,
         reward=reward, embedding="encoder", normalize_intrinsic=True,
@@ -70,7 +76,10 @@ def main() -> None:
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--rollout", type=int, default=32)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--methods", default="mimex,none")
+    p.add_argument("--methods", default="mimex,none",
+                   help="comma list of rewards (mimex, none, rnd, icm) and 'initial'")
+    p.add_argument("--episode-length", type=int, default=None,
+                   help="time limit in agent steps (default: the task's)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels_learning.json")
     args = p.parse_args()
     hp = HParams(lr=3e-4, clip_eps=0.2, value_coef=0.5, entropy_coef=0.0, max_grad_norm=0.5,
@@ -79,16 +88,18 @@ def main() -> None:
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
               "hparams": hp._asdict(), "methods": {}}
     for method in args.methods.split(","):
-        cfg = config(args, method)
+        cfg = config(args, "none" if method == "initial" else method)
         result["settings"] = {"num_envs": cfg.num_envs, "rollout_len": cfg.rollout_len,
                               "iterations": cfg.num_iterations,
                               "agent_steps_per_seed": cfg.num_iterations * cfg.steps_per_iteration,
                               "size": args.size, "frame_stack": 3, "action_repeat": 2}
+        method_hp = hp._replace(lr=1e-12) if method == "initial" else hp
         runner = loop.make_runner(cfg)
         rows = []
         for seed in range(args.seeds):
             t0 = time.perf_counter()
-            _, metrics = loop.run(runner, hp, jax.random.key(seed), chunk=cfg.num_iterations)
+            _, metrics = loop.run(runner, method_hp, jax.random.key(seed),
+                                  chunk=cfg.num_iterations)
             rows.append({"seed": seed, "seconds": time.perf_counter() - t0,
                          **seed_row(metrics, cfg.steps_per_iteration)})
             r = rows[-1]
