@@ -148,7 +148,6 @@ def test_demo_runs_and_prints_table(capsys) -> None:
     assert "--updates and --batch must be >= 1" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_sigkill_during_training_resumes_from_the_last_checkpoint(straight: Path,
                                                                   tmp_path: Path) -> None:
     """Kill -9 a training process after its first checkpoint; --resume finishes the run
