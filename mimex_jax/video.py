@@ -163,8 +163,9 @@ def episode_clip(frames: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def video_fps(cfg: TrainConfig, default: float = 30.0) -> float:
-    """Real-time frames per second of ``cfg``'s agent steps (the task's control timestep
-    times the action repeat), or ``default`` when the task does not say its timestep."""
+    """Real-time frames per second of ``cfg``'s agent steps (one over the task's control
+    timestep times the action repeat), kept within 1-60, or ``default`` when the task does
+    not say its timestep."""
     base = envs_lib.make_base(cfg.env_id, **dict(cfg.env_kwargs)).unwrapped
     dt = getattr(base, "dt", None)
     try:

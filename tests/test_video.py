@@ -1,9 +1,9 @@
 """Evaluation videos (mimex_jax.video): ``eval --video``, ``run.video_every``, the writer.
 
-The MuJoCo tests train and record a one-body MJX scene registered for the module as
-``playground:VideoBall`` (a red ball drifting along x in front of a camera), so that only
-the renderer and a tiny policy compile, not a task's physics; the Playground cart-pole
-through the CLI is behind ``slow``.
+The fast MuJoCo tests train and record a one-body MJX scene registered (fixture
+``ball_task``) as ``playground:VideoBall``: a red ball drifting along x in front of a
+camera, posed by hand, so that only the renderer and a tiny policy compile, not a task's
+physics. Playground's cart-pole through the CLI is behind ``slow``.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ run:
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def ball_task():
     """``playground:VideoBall`` in the env registry for this module's tests."""
     with pytest.MonkeyPatch.context() as mp:
@@ -117,7 +117,7 @@ def ball_task():
 
 
 @pytest.fixture(scope="module")
-def ball_run(tmp_path_factory) -> Path:
+def ball_run(ball_task, tmp_path_factory) -> Path:
     """A two-iteration run of the ball with ``run.video_every=1`` (a clip per iteration)."""
     tmp = tmp_path_factory.mktemp("video")
     (tmp / "ball.yaml").write_text(RUN_YAML)
@@ -225,7 +225,7 @@ def test_episode_clip_cuts_each_episode_at_its_length():
         video.episode_clip(frames[0], np.array([1, 1, 1]))
 
 
-def test_pixel_task_video_reuses_the_observed_frame_at_its_size():
+def test_pixel_task_video_reuses_the_observed_frame_at_its_size(ball_task):
     """A pixel task's video at the observation's size and camera is its newest observed
     frame (no second render); at another size the same states are rendered again."""
     from mimex_jax.rewards.normalize import init_stats
@@ -265,3 +265,23 @@ def test_wandb_gets_the_video_file(tmp_path, monkeypatch):
     with MetricsLogger(tmp_path, backends=("wandb",), labels=[{"seed": 0}, {"seed": 1}]) as log:
         log.log_video(tmp_path / "v.mp4", frames, 10.0, env_steps=64, member=0)
     assert calls == [(64, {"member_000/video/policy": ("Video", str(tmp_path / "v.mp4"))})]
+
+
+@pytest.mark.slow
+def test_playground_cartpole_state_run_gets_a_video(tmp_path, capsys):
+    """A state task rendered for the video only: Playground's cart-pole, 2 short episodes."""
+    pytest.importorskip("mujoco_playground")
+    cfg = tmp_path / "cartpole.yaml"
+    cfg.write_text(RUN_YAML.replace("playground:VideoBall", "playground:CartpoleSwingupSparse")
+                   .replace("  reward: none", "  reward: none\n  episode_length: 12"))
+    run = tmp_path / "run"
+    assert main(["train", "-c", str(cfg), "--out", str(run), "--no-progress"]) == 0
+    assert sorted(p.name for p in (run / "videos").iterdir()) == ["iter_000001.mp4",
+                                                                 "iter_000002.mp4"]
+    path = tmp_path / "cartpole.mp4"
+    assert main(["eval", str(run), "--video", str(path), "--video-episodes", "2",
+                 "--video-size", "64"]) == 0
+    assert "(24 frames, 64x64, 60 fps)" in capsys.readouterr().out
+    frames = iio.imread(path, plugin="FFMPEG")
+    assert frames.shape == (24, 64, 64, 3)
+    assert len({f.tobytes() for f in frames}) > 12  # the cart-pole moves
