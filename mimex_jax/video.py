@@ -40,8 +40,10 @@ from mimex_jax.trainer import TrainConfig
 __all__ = ["VIDEO_SIZE", "Recorder", "check_size", "check_video", "episode_clip", "gif_bytes",
            "make_video", "no_renderer", "video_fps", "write_video"]
 
-# Default frame size (square). 128 keeps a 500-frame cart-pole episode at 25 MB of uint8
-# frames and the CPU render time of one episode in seconds; pass 256 for a sharper video.
+# Default frame size (square). Rendering Playground's cart-pole for one world on the shared,
+# busy 2-core CPU took 4.5 / 22 / 64 ms per frame at 64 / 128 / 256 pixels (median of 3 x 50
+# frames, ``python benchmarks/video_render.py``; noisy): a 500-frame episode is ~11 s and
+# 25 MB of uint8 frames at 128, ~32 s and 98 MB at 256. Pass 256 for a sharper video.
 VIDEO_SIZE = 128
 # Suites whose tasks have no array renderer that runs under jit (gymnax's renderers draw
 # matplotlib figures; MiniGrid's and Craftax's are not wired up here).
