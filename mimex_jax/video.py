@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -220,8 +221,11 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 30.0,
     iio = _imageio()
     if path.suffix.lower() != ".gif":
         if _ffmpeg_available():
-            iio.imwrite(path, frames, plugin="FFMPEG", fps=fps, codec="libx264",
-                        macro_block_size=1, pixelformat="yuv420p")
+            with warnings.catch_warnings():  # JAX's notice on the ffmpeg subprocess's fork:
+                # the child execs ffmpeg at once and runs no JAX
+                warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+                iio.imwrite(path, frames, plugin="FFMPEG", fps=fps, codec="libx264",
+                            macro_block_size=1, pixelformat="yuv420p")
             return path
         path = path.with_suffix(".gif")
         print(f"mimex-jax: ffmpeg not found (pip install imageio-ffmpeg); writing a GIF "
