@@ -269,19 +269,20 @@ def test_wandb_gets_the_video_file(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_playground_cartpole_state_run_gets_a_video(tmp_path, capsys):
-    """A state task rendered for the video only: Playground's cart-pole, 2 short episodes."""
+    """A state task rendered for the video only: Playground's cart-pole balance, 2 episodes
+    of 100 steps with sampled actions (the pole falls, the cart moves)."""
     pytest.importorskip("mujoco_playground")
     cfg = tmp_path / "cartpole.yaml"
-    cfg.write_text(RUN_YAML.replace("playground:VideoBall", "playground:CartpoleSwingupSparse")
-                   .replace("  reward: none", "  reward: none\n  episode_length: 12"))
+    cfg.write_text(RUN_YAML.replace("playground:VideoBall", "playground:CartpoleBalance")
+                   .replace("  reward: none", "  reward: none\n  episode_length: 100"))
     run = tmp_path / "run"
     assert main(["train", "-c", str(cfg), "--out", str(run), "--no-progress"]) == 0
     assert sorted(p.name for p in (run / "videos").iterdir()) == ["iter_000001.mp4",
                                                                  "iter_000002.mp4"]
     path = tmp_path / "cartpole.mp4"
     assert main(["eval", str(run), "--video", str(path), "--video-episodes", "2",
-                 "--video-size", "64"]) == 0
-    assert "(24 frames, 64x64, 60 fps)" in capsys.readouterr().out
+                 "--video-size", "64", "--stochastic"]) == 0
+    assert "(200 frames, 64x64, 60 fps)" in capsys.readouterr().out
     frames = iio.imread(path, plugin="FFMPEG")
-    assert frames.shape == (24, 64, 64, 3)
-    assert len({f.tobytes() for f in frames}) > 12  # the cart-pole moves
+    assert frames.shape == (200, 64, 64, 3)
+    assert len({f.tobytes() for f in frames}) > 50  # the cart-pole moves
