@@ -3,7 +3,8 @@
 The fast MuJoCo tests train and record a one-body MJX scene registered (fixture
 ``ball_task``) as ``playground:VideoBall``: a red ball drifting along x in front of a
 camera, posed by hand, so that only the renderer and a tiny policy compile, not a task's
-physics. Playground's cart-pole through the CLI is behind ``slow``.
+physics. The pixel-task variant and Playground's cart-pole through the CLI are behind
+``slow``.
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ def test_episode_clip_cuts_each_episode_at_its_length():
         video.episode_clip(frames[0], np.array([1, 1, 1]))
 
 
+@pytest.mark.slow  # about 10 s of CPU compiling the conv encoder's policy twice
 def test_pixel_task_video_reuses_the_observed_frame_at_its_size(ball_task):
     """A pixel task's video at the observation's size and camera is its newest observed
     frame (no second render); at another size the same states are rendered again."""
