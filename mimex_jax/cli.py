@@ -160,6 +160,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         meta = ckpt.metadata(args.step)
         cfg = config_from_metadata(meta)
         labels = meta["extra"].get("labels") or [{"seed": 0}]
+        if args.video is not None:  # refuse a task without a renderer before compiling
+            _check_video_args(args, cfg, len(labels))
         sweep = len(labels) > 1
         runner = loop.make_runner(cfg, sweep=sweep)
         hp = HParams()
@@ -172,6 +174,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             keys = jax.random.key(0)
         template = jax.eval_shape(runner.init, keys, hp)
         state, hp, meta = ckpt.restore(template, step=meta["step"])
+    if args.video is not None:
+        return _eval_video(args, cfg, state, labels, meta["step"])
     members = experiment.Members(cfg, hp, keys, labels)
     ev = experiment.evaluate_members(members, state, args.episodes,
                                      deterministic=not args.stochastic, seed=args.seed)
@@ -185,6 +189,66 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"| {lab} | {m['return']:.3f} | {m['success']:.3f} | {m['length']:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"step": meta["step"], **ev}, indent=1))
+    return 0
+
+
+def _camera_arg(text: str | None) -> str | int | None:
+    return int(text) if text is not None and text.isdigit() else text
+
+
+def _check_video_args(args: argparse.Namespace, cfg, members: int) -> None:
+    from mimex_jax import video
+
+    video.check_size(args.video_size, "--video-size")
+    if args.video_episodes < 1:
+        raise ValueError(f"--video-episodes={args.video_episodes} is invalid; allowed: an "
+                         "integer >= 1")
+    if not 0 <= args.video_member < members:
+        raise ValueError(f"--video-member={args.video_member} is invalid; allowed: 0 .. "
+                         f"{members - 1} (the checkpoint's members)")
+    if args.video_fps is not None and not args.video_fps > 0:
+        raise ValueError(f"--video-fps={args.video_fps} is invalid; allowed: a number > 0")
+    video.check_video(cfg, _camera_arg(args.video_camera))
+
+
+def _eval_video(args: argparse.Namespace, cfg, state, labels: list[dict], step: int) -> int:
+    """``eval --video``: record the deterministic (or sampled) policy's episodes."""
+    import time
+
+    import jax
+
+    from mimex_jax import video
+
+    i = args.video_member
+    params, obs_stats = state.params, state.obs_stats
+    if len(labels) > 1:
+        params, obs_stats = jax.tree.map(lambda x: x[i], (params, obs_stats))
+    fn = video.make_video(cfg, args.video_episodes, args.video_size,
+                          _camera_arg(args.video_camera))
+    t0 = time.perf_counter()
+    out = jax.device_get(jax.jit(fn, static_argnums=3)(params, obs_stats,
+                                                       jax.random.key(args.seed),
+                                                       not args.stochastic))
+    clip = video.episode_clip(out["frames"], out["length"])
+    fps = args.video_fps if args.video_fps is not None else video.video_fps(cfg)
+    written = video.write_video(args.video, clip, fps)
+    lab = ", ".join(f"{k}={v:g}" for k, v in labels[i].items())
+    print(f"checkpoint step {step} ({cfg.env_id}, reward {cfg.reward}), member {lab}: "
+          f"{args.video_episodes} episode(s), "
+          f"{'sampled' if args.stochastic else 'deterministic'} policy, "
+          f"{time.perf_counter() - t0:.0f}s")
+    print("| episode | return | success | length |\n|---|---|---|---|")
+    for e in range(args.video_episodes):
+        print(f"| {e} | {out['return'][e]:.3f} | {out['success'][e]:.3f} | "
+              f"{out['length'][e]:.0f} |")
+    print(f"wrote {written} ({len(clip)} frames, {clip.shape[2]}x{clip.shape[1]}, "
+          f"{fps:g} fps)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "step": step, "video": str(written), "frames": len(clip), "fps": fps,
+            "episodes": [{"return": float(out["return"][e]), "success": float(out["success"][e]),
+                          "length": float(out["length"][e])}
+                         for e in range(args.video_episodes)]}, indent=1))
     return 0
 
 
@@ -298,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "the policy's mode")
     e.add_argument("--seed", type=int, default=12345, help="evaluation seed")
     e.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    e.add_argument("--video", metavar="PATH.mp4",
+                   help="record a video instead of the --episodes table: the policy's "
+                        "episodes rendered by MuJoCo's batch renderer (MP4; a GIF when the "
+                        "path ends in .gif or ffmpeg is missing); MuJoCo tasks only")
+    e.add_argument("--video-episodes", type=int, default=1, metavar="N",
+                   help="episodes in the video, one after another")
+    e.add_argument("--video-size", type=int, default=128, metavar="PIXELS",
+                   help="frame height and width (an even number >= 16)")
+    e.add_argument("--video-camera", metavar="NAME|INDEX",
+                   help="the model's camera (default: the pixel task's camera, else "
+                        "camera 0)")
+    e.add_argument("--video-member", type=int, default=0, metavar="I",
+                   help="which member of a sweep checkpoint to record")
+    e.add_argument("--video-fps", type=float, metavar="FPS",
+                   help="frames per second (default: real time from the task's control "
+                        "timestep and action repeat, else 30)")
     pl = sub.add_parser("plot", help="learning curves of run directories as a PNG",
                         formatter_class=fmt)
     pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

@@ -57,6 +57,7 @@ from mimex_jax.trainer import (
     size_for_sweep,
     with_bonus_settings,
 )
+from mimex_jax.video import VIDEO_SIZE, no_renderer
 
 __all__ = [
     "BACKENDS",
@@ -148,6 +149,16 @@ Mesh = explained(Str | dict[Str, Int], "'auto', 'sweep', 'data' or a mapping {sw
 Positive = _at_least(1)
 Checkpoints = _at_least(0, " (0 = only at the end)")
 Episodes = _at_least(0, " (0 = no evaluation)")
+Videos = _at_least(0, " (0 = no videos)")
+
+
+def _even(v: int) -> int:
+    if v % 2:
+        raise invalid("an even integer >= 16", v)
+    return v
+
+
+VideoSize = explained(Int, "an integer", "an even integer >= 16", Ge(16), AfterValidator(_even))
 Devices = explained(Annotated[Int, Ge(1)] | None, "null or an integer",
                     "null (all devices) or an integer >= 1")
 MetricName, ProjectName = _name("a metric name"), _name("a project name")
@@ -175,6 +186,11 @@ class RunOptions:
       eval_episodes: greedy-policy evaluation episodes after training; 0 = no evaluation.
       compare_baseline: also train the same config with ``train.reward: none`` (same
         seeds) and report both, to see what the exploration bonus adds.
+      video_every: every this many iterations (rounded up to a chunk boundary) and at the
+        end, write one deterministic episode of the current policy (member 0) to
+        ``videos/iter_<iteration>.mp4`` in the run directory, and to TensorBoard / W&B when
+        those log backends are on (:mod:`mimex_jax.video`; MuJoCo tasks only); 0 = off.
+      video_size: height and width of those videos' frames (even, >= 16).
       devices: how many devices to run on (the first N JAX sees); None = all of them.
       mesh: how members and environments are laid over the devices
         (:mod:`mimex_jax.distributed`): ``"auto"``, ``"sweep"``, ``"data"`` or a mapping
@@ -193,6 +209,8 @@ class RunOptions:
     wandb_project: ProjectName = None
     eval_episodes: Episodes = 10
     compare_baseline: Flag = False
+    video_every: Videos = 0
+    video_size: VideoSize = VIDEO_SIZE
     devices: Devices = None
     mesh: Mesh = "auto"
 
@@ -537,6 +555,10 @@ def from_dict(data: Mapping[str, Any], where: str = "config",
                              "cannot be vmapped over seeds or settings (MuJoCo Warp's render "
                              "context fixes its number of worlds); allowed: one seed and no "
                              "sweep per run (run the members one after another)")
+    if run.video_every > 0 and no_renderer(cfg.env_id) is not None:
+        raise at.error("run.video_every", f"run.video_every={run.video_every} is invalid for "
+                                          f"{cfg.env_id}: no video for this env, "
+                                          f"{no_renderer(cfg.env_id)}; allowed: 0")
     return RunConfig(train=cfg, hparams=HParams(*(float(x) for x in hp)), run=run,
                      sweep=sweep or None)
 

@@ -32,18 +32,23 @@ def episode_limit(cfg: TrainConfig) -> int:
     return -(-int(spec.episode_length) // repeat)  # agent steps after action repeat
 
 
-def make_evaluate(cfg: TrainConfig, episodes: int) -> Callable[..., dict[str, jax.Array]]:
+def make_evaluate(cfg: TrainConfig, episodes: int,
+                  frames: Callable[[envs_lib.Env], Callable[[Any], jax.Array]] | None = None,
+                  ) -> Callable[..., dict[str, jax.Array]]:
     """Build ``evaluate(params, obs_stats, key, deterministic=True) -> per-episode arrays``.
 
     Returns a dict of ``[episodes]`` arrays: ``return``, ``success``, ``length`` and
     ``finished`` (1.0 where the episode ended within the limit; always 1.0 for tasks with a
-    time limit).
+    time limit). ``frames``, given the batched eval env, returns a function of its state
+    (e.g. a renderer, :mod:`mimex_jax.video`); its value in the state each action is taken
+    in is stacked over the scan as ``out["frames"]`` (``[limit, episodes, ...]``).
     """
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise ValueError(f"episodes={episodes!r} is invalid; allowed: an integer >= 1")
     env = make_env(cfg, episodes)
     policy = get_agent(cfg.agent).make_policy(cfg, env)
     limit = episode_limit(cfg)
+    observe = frames(env) if frames is not None else None
 
     def evaluate(params: Any, obs_stats: Any, key: jax.Array,
                  deterministic: bool = True) -> dict[str, jax.Array]:
@@ -53,6 +58,7 @@ def make_evaluate(cfg: TrainConfig, episodes: int) -> Callable[..., dict[str, ja
 
         def one(carry, k):
             state, seen, ret, succ, length = carry
+            frame = observe(state) if observe is not None else None
             action = policy(params, obs_stats, state.obs, k, deterministic)
             state = env.step(state, action)
             m = state.metrics
@@ -60,10 +66,13 @@ def make_evaluate(cfg: TrainConfig, episodes: int) -> Callable[..., dict[str, ja
             ret = ret + first * m["episode_return"]
             succ = succ + first * m["episode_success"]
             length = length + first * m["episode_length"]
-            return (state, jnp.maximum(seen, m["episode_done"]), ret, succ, length), None
+            return (state, jnp.maximum(seen, m["episode_done"]), ret, succ, length), frame
 
-        (_, seen, ret, succ, length), _ = jax.lax.scan(
+        (_, seen, ret, succ, length), shown = jax.lax.scan(
             one, (state, zeros, zeros, zeros, zeros), jax.random.split(k_act, limit))
-        return {"return": ret, "success": succ, "length": length, "finished": seen}
+        out = {"return": ret, "success": succ, "length": length, "finished": seen}
+        if observe is not None:
+            out["frames"] = shown
+        return out
 
     return evaluate

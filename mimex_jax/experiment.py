@@ -13,6 +13,7 @@ Run directory::
     metrics.jsonl/.csv per-iteration metrics (and member), TensorBoard files in tb/
     checkpoints/<it>/  orbax checkpoints of the whole TrainState (every member)
     eval.json          final evaluation (deterministic policy), per member
+    videos/            with run.video_every: iter_<iteration>.mp4 clips (mimex_jax.video)
     summary.json       run summary, with the per-setting results (mimex_jax.report)
     baseline/          the same run without a bonus, with run.compare_baseline
     run.lock           while training: the owner (:mod:`mimex_jax.runlock`)
@@ -58,6 +59,7 @@ from mimex_jax.logging import (
     ProgressBar,
 )
 from mimex_jax.trainer import HParams, TrainConfig, TrainState
+from mimex_jax.video import Recorder, check_video
 
 _LOGS = (METRICS_JSONL, METRICS_CSV, TENSORBOARD_DIR)  # what a run appends to
 
@@ -194,6 +196,7 @@ def _train(rc: RunConfig, run_dir: Path, *, resume: bool, progress: bool, stream
     elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
         raise ValueError(f"run directory {run_dir} already holds checkpoints; resume it "
                          "(--resume) or choose another --out")
+    recorder = _recorder(rc, m, run_dir)  # refuses a task without a renderer first
     run_dir.mkdir(parents=True, exist_ok=True)
     mesh = distributed.mesh_for_run(opts.mesh, opts.devices, len(m.labels), cfg)
     runner = loop.make_runner(cfg, sweep=m.sweep, mesh=mesh)
@@ -241,6 +244,7 @@ def _train(rc: RunConfig, run_dir: Path, *, resume: bool, progress: bool, stream
                       enabled=progress and main)
     last: dict[str, float] = {}
     last_saved = [loop.iteration_of(state) if state is not None else -1]
+    videos: list[str] = []
 
     def on_chunk(r: loop.ChunkResult) -> None:
         last.clear()
@@ -253,6 +257,16 @@ def _train(rc: RunConfig, run_dir: Path, *, resume: bool, progress: bool, stream
             checkpointer.save(r.iterations, r.state, cfg, m.hparams, metrics=last,
                               extra={"labels": m.labels})
             last_saved[0] = r.iterations
+        ve = opts.video_every
+        if recorder is not None and main and (
+                r.iterations // ve > r.first_iteration // ve or r.iterations == end):
+            params, obs_stats = r.state.params, r.state.obs_stats
+            if m.sweep:  # member 0
+                params, obs_stats = jax.tree.map(lambda x: x[0], (params, obs_stats))
+            path, clip, fps = recorder.record(params, obs_stats, r.iterations, stream=stream)
+            logger.log_video(path, clip, fps, r.iterations * cfg.steps_per_iteration,
+                             member=0 if m.sweep else None)
+            videos.append(str(path.relative_to(run_dir)))
 
     t0 = time.perf_counter()
     try:
@@ -268,6 +282,8 @@ def _train(rc: RunConfig, run_dir: Path, *, resume: bool, progress: bool, stream
         "env_steps": end * cfg.steps_per_iteration,
         "seconds": seconds, "members": m.labels, "last_chunk_all_members": last,
     }
+    if videos:
+        summary["videos"] = videos
     if opts.eval_episodes > 0 and end == total:
         if jax.process_count() > 1:  # host copies: evaluation runs on each process's devices
             state = state._replace(params=distributed.to_host(state.params),
@@ -281,6 +297,18 @@ def _train(rc: RunConfig, run_dir: Path, *, resume: bool, progress: bool, stream
         summary.update(report.summary_entries(run_dir))
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _recorder(rc: RunConfig, m: Members, run_dir: Path) -> Recorder | None:
+    """The clip recorder of ``run.video_every`` (None when off), checked before compiling."""
+    if rc.run.video_every == 0:
+        return None
+    if jax.process_count() > 1:
+        raise ValueError(f"run.video_every={rc.run.video_every} is invalid in a run of "
+                         f"{jax.process_count()} processes (clips are recorded by one "
+                         "process); allowed: 0")
+    check_video(m.cfg)
+    return Recorder(m.cfg, run_dir, rc.run.video_size)
 
 
 def baseline_config(rc: RunConfig) -> RunConfig:

@@ -337,6 +337,36 @@ class MetricsLogger:
                 self._wandb_run.log(data, step=block[0]["env_steps"])
         return rows
 
+    def log_video(self, path: str | Path, frames: np.ndarray, fps: float, env_steps: int,
+                  member: int | None = None, tag: str = "video/policy") -> None:
+        """Log a video already written to ``path`` (:func:`mimex_jax.video.write_video`).
+
+        TensorBoard gets the frames as an animated GIF image summary (what tensorboardX's
+        ``add_video`` writes, encoded here with imageio/pillow, so moviepy is not needed);
+        W&B gets ``wandb.Video(path)``. ``member``: the sweep member shown (None for a
+        single run), as in :meth:`log_chunk`'s per-member TensorBoard directories. JSONL and
+        CSV rows hold metrics only: the file in the run directory is the record there.
+        """
+        if self.closed:
+            raise RuntimeError("MetricsLogger.log_video after close()")
+        if "tensorboard" in self.backends:
+            from tensorboardX.proto.summary_pb2 import Summary
+
+            from mimex_jax.video import gif_bytes
+
+            _, height, width, channels = np.asarray(frames).shape
+            image = Summary.Image(height=height, width=width, colorspace=channels,
+                                  encoded_image_string=gif_bytes(frames, fps))
+            writer = self._tb_writer(member)
+            # tensorboardX's own add_video ends in this call, after a moviepy encode
+            writer._get_file_writer().add_summary(
+                Summary(value=[Summary.Value(tag=tag, image=image)]), int(env_steps))
+            writer.flush()
+        if self._wandb_run is not None:
+            prefix = f"member_{member:03d}/" if member is not None else ""
+            self._wandb_run.log({prefix + tag: self._wandb.Video(str(path))},
+                                step=int(env_steps))
+
     def close(self) -> None:
         """Flush and close every backend (idempotent)."""
         if self.closed:
