@@ -192,8 +192,13 @@ def write_result(path: Path, header: dict, results: list, wall: float, complete:
     """Write the result JSON atomically (header + machine + runs); return its content."""
     from mimex_jax.bench.machine import machine
 
+    mach = machine()
+    if header.get("git_commit") is not None:
+        # the commit the run started from (its code is what ran); asking git again now
+        # would call the tree dirty for the result file this run is writing
+        mach["git_commit"] = header["git_commit"]
     out = {**header, "complete": complete, "wall_seconds": round(wall, 1),
-           "machine": machine(), "results": results}
+           "machine": mach, "results": results}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(dumps(out))
