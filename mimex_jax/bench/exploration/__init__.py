@@ -1,7 +1,7 @@
 """Exploration benchmark: does an intrinsic reward find sparse rewards that PPO alone misses?
 
     mimex-jax bench exploration                  # full suite (wall time in BENCHMARKS.md)
-    mimex-jax bench exploration --quick          # everything, small budgets (<= 15 min, 2 CPUs)
+    mimex-jax bench exploration --quick          # default tasks, small budgets (see BENCHMARKS.md)
     mimex-jax bench exploration --tasks deepsea --methods none mimex --no-ablations
     python benchmarks/exploration.py ...         # the same entry point
 
