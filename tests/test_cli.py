@@ -133,7 +133,8 @@ def test_bench_exploration_help_and_errors(capsys) -> None:
         main(["bench", "exploration", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "usage: mimex-jax bench exploration" in out and "(default: 5)" in out
+    assert "usage: mimex-jax bench exploration" in out
+    assert "default per task: deepsea 10 (--quick 10)" in " ".join(out.split())
     assert main(["bench", "exploration", "--seeds", "0"]) == 2
     assert "--seeds=0 is invalid" in capsys.readouterr().err
     with pytest.raises(SystemExit):

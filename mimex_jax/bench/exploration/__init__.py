@@ -1,13 +1,15 @@
 """Exploration benchmark: does an intrinsic reward find sparse rewards that PPO alone misses?
 
     mimex-jax bench exploration                  # full suite (wall time in BENCHMARKS.md)
-    mimex-jax bench exploration --quick          # everything, small budgets (<= 15 min, 2 CPUs)
+    mimex-jax bench exploration --quick          # default tasks, small budgets (see BENCHMARKS.md)
     mimex-jax bench exploration --tasks deepsea --methods none mimex --no-ablations
     python benchmarks/exploration.py ...         # the same entry point
 
-For every task instance and method, ``--seeds`` seeds train as ONE vmapped program
+For every task instance and method, the task's seeds train as ONE vmapped program
 (:func:`mimex_jax.loop.make_runner` with ``sweep=True``) with the same PPO settings and
-the same environment-step budget. Methods differ only in the intrinsic reward and its
+the same environment-step budget. Seeds per task are set on the task (``Task.seeds``,
+``Task.quick_seeds``): 10 for DeepSea and MiniGrid, whose runs cost seconds, 5 for the
+others; ``--seeds N`` overrides them all. Methods differ only in the intrinsic reward and its
 weight ``k_expl``:
 
 - ``none``: PPO on the extrinsic reward only;
@@ -45,12 +47,22 @@ Tasks (``TASKS``) and what is scored per seed:
 - ``cartpole-swingup-sparse`` (MuJoCo Playground ``CartpoleSwingupSparse``, ``impl="jax"``,
   1000-step episodes, reward 1 per step with the pole upright and the cart centred): the
   final policy's evaluation return.
+- ``minigrid-doorkey`` (xminigrid ``DoorKey-5x5``): key, locked door, goal; scored like
+  MountainCar.
+- ``craftax-classic`` / ``craftax`` (``Craftax-Classic-Symbolic-v1`` / ``Craftax-Symbolic-v1``,
+  opt-in: ``--tasks craftax-classic``; compiling the env alone takes minutes here): no
+  success (``n/a``); a seed scores the training episodes that finished in the last 25% of
+  its iterations: return, return as a % of the maximum (22 / 226, the published metric) and
+  % of achievements unlocked; no final eval. The report puts the published Craftax scores
+  (:mod:`mimex_jax.bench.published`) beside ours, each labelled with its env-step budget.
 
 Final policies are evaluated on ``--eval-episodes`` fresh episodes per seed, acting with
 the mode of the policy (``greedy``) and, reported beside it, sampling (``sampled``).
 
 Aggregates: interquartile mean over seeds with a 95% percentile-bootstrap CI
-(:mod:`mimex_jax.bench.stats`). Learning curves (mean over seeds, band = min..max) are one
+(:mod:`mimex_jax.bench.stats`), and per task rliable's probability of improvement
+P(MIMEx > baseline) for none / RND / ICM on the headline score, with its stratified
+bootstrap CI. Learning curves (mean over seeds, band = min..max) are one
 PNG per task; raw per-seed results, the budget, seeds, versions and the command are in
 the JSON.
 
@@ -62,8 +74,11 @@ masked}, n_mask {1, 5} and the reward-model lr {1e-4, 1e-3} (these change shapes
 program: one program per value). A swept mask ratio is a traced value, so that program
 encodes the largest kept-token count for every member (same results, more work).
 
-Runs are deterministic: rerunning a command with the same seeds reproduces its numbers.
-The JSON is rewritten after every run, and ``--resume`` skips runs already in it.
+Runs are deterministic: rerunning a command with the same seeds reproduces its numbers,
+and ``--compare JSON`` checks that against a stored result (settings fields added to
+``TrainConfig`` / ``HParams`` after that file was written are read as their defaults, and
+named). The JSON records the git commit it was produced at, is rewritten after every run,
+and ``--resume`` skips runs already in it.
 
 Package layout:
 
@@ -119,11 +134,18 @@ from mimex_jax.bench.exploration.methods import (
     with_mimex,
 )
 from mimex_jax.bench.exploration.plots import plot_ablations, plot_curves
-from mimex_jax.bench.exploration.report import ablation_table, task_table, write_reports
+from mimex_jax.bench.exploration.report import (
+    ablation_table,
+    improvement_table,
+    task_table,
+    write_reports,
+)
 from mimex_jax.bench.exploration.runner import (
     SUCCESS_FIELDS,
     compare,
+    config_defaults,
     dumps,
+    fill_defaults,
     init_members,
     run_entry,
     run_key,
@@ -150,12 +172,12 @@ from mimex_jax.bench.exploration.tasks import (
 )
 
 __all__ = [
-    "ABLATIONS", "ABLATION_TASKS", "DEFAULT_METHODS", "METHODS", "NA", "SUCCESS_FIELDS",
-    "TASKS", "DeepSeaTask", "Factor", "Instance", "Method", "Task", "ablation_instances",
+    "ABLATIONS", "ABLATION_TASKS", "DEFAULT_METHODS", "METHODS", "NA", "SUCCESS_FIELDS", "TASKS",
+    "DeepSeaTask", "Factor", "Instance", "Method", "Task", "ablation_instances",
     "ablation_programs", "ablation_table", "ablation_task_names", "bsuite_deep_sea_solve",
-    "build_parser", "compare", "deepsea_instance", "deepsea_size_table", "default_out",
-    "dumps", "effective_setting", "init_members", "main", "method_config", "plot_ablations",
-    "plot_curves", "ppo_hparams", "register_task", "run_entry", "run_key", "seed_row",
-    "success_defined", "task_table", "train_config", "train_members", "unregister_task",
-    "with_mimex", "write_reports",
+    "build_parser", "compare", "config_defaults", "deepsea_instance", "deepsea_size_table",
+    "default_out", "dumps", "effective_setting", "fill_defaults", "improvement_table",
+    "init_members", "main", "method_config", "plot_ablations", "plot_curves", "ppo_hparams",
+    "register_task", "run_entry", "run_key", "seed_row", "success_defined", "task_table",
+    "train_config", "train_members", "unregister_task", "with_mimex", "write_reports",
 ]

@@ -34,6 +34,7 @@ from mimex_jax.bench.exploration.tasks import (
     ablation_instances,
     ablation_task_names,
 )
+from mimex_jax.bench.machine import git_commit
 from mimex_jax.trainer import HParams, TrainConfig
 
 
@@ -44,14 +45,29 @@ def default_out(quick: bool) -> Path:
     return base / name if base.parent.is_dir() else Path.cwd() / name
 
 
+def default_tasks() -> list[str]:
+    """The registered tasks that run when ``--tasks`` is not given (``Task.default``)."""
+    return [n for n, t in TASKS.items() if t.default]
+
+
+def plan_seeds(args: argparse.Namespace) -> dict[str, list[int]]:
+    """Seeds per task of the run (main tasks and ablation tasks): ``{task: [0..n-1]}``."""
+    names = list(args.tasks)
+    if args.ablations:
+        names += [i.task for i in ablation_instances(args)]
+    return {n: list(range(TASKS[n].num_seeds(args))) for n in dict.fromkeys(names)}
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The benchmark's argument parser; ``--tasks`` lists the tasks registered now."""
     p = argparse.ArgumentParser(
         prog=prog, description="Exploration benchmark: no bonus vs RND vs ICM vs MIMEx on "
         "sparse-reward tasks, IQM with 95% bootstrap CIs, plus MIMEx ablations.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS),
-                   help="tasks of the main comparison (none given: ablations only)")
+    p.add_argument("--tasks", nargs="*", default=default_tasks(), choices=list(TASKS),
+                   help="tasks of the main comparison (none given: ablations only; opt-in "
+                        "tasks: " + (", ".join(n for n, t in TASKS.items() if not t.default)
+                                     or "none") + ")")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                    choices=list(METHODS))
     p.add_argument("--ablations", nargs="*", default=list(ABLATIONS), choices=list(ABLATIONS),
@@ -59,7 +75,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-ablations", action="store_true", help="skip the ablations")
     p.add_argument("--ablation-tasks", nargs="+", default=list(ABLATION_TASKS),
                    choices=ablation_task_names(), help="tasks the ablations run on")
-    p.add_argument("--seeds", type=int, default=5, help="seeds per method (one vmapped run)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="seeds per method (one vmapped run); default per task: "
+                        + ", ".join(f"{n} {t.seeds} (--quick {t.quick_seeds})"
+                                    for n, t in TASKS.items()))
     p.add_argument("--sizes", type=int, nargs="+", default=None,
                    help="DeepSea sizes (default 10 14 18 22 26 30; --quick: 10)")
     p.add_argument("--iterations", type=int, default=None,
@@ -68,8 +87,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=64,
                    help="fresh episodes per seed for the final policy")
     p.add_argument("--quick", action="store_true",
-                   help="every task and ablation factor with small budgets, 3 seeds, 16 eval "
-                        "episodes, ablations on DeepSea only (<= 15 min on 2 CPUs)")
+                   help="every default task and ablation factor with small budgets, 16 eval "
+                        "episodes, ablations on DeepSea only")
     p.add_argument("--out", type=Path, default=None,
                    help="result JSON (default benchmarks/results/exploration.json, --quick: "
                         "exploration_quick.json); .md and .png files beside it")
@@ -92,13 +111,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         write_reports(json.loads(args.render.read_text()), args.render, not args.no_plot)
         return 0
     for name in ("seeds", "chunk", "eval_episodes"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)} is invalid; "
                              "allowed: an integer >= 1")
     given = argv if argv is not None else sys.argv[1:]
-    if args.quick:  # the 15-minute budget on 2 CPUs: fewer seeds, eval episodes, ablations
-        if "--seeds" not in given:
-            args.seeds = 3
+    if args.quick:  # small budgets: fewer eval episodes and ablation tasks
         if "--eval-episodes" not in given:
             args.eval_episodes = 16
         if "--ablation-tasks" not in given:
@@ -106,7 +123,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.no_ablations:
         args.ablations = []
     out_path = args.out or default_out(args.quick)
-    seeds = list(range(args.seeds))
+    seeds = plan_seeds(args)
     command = " ".join(["mimex-jax bench exploration" if prog else
                         "python benchmarks/exploration.py",
                         *(sys.argv[1:] if argv is None else argv)]).strip()
@@ -134,7 +151,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     t_start = time.perf_counter()
     results: list[dict[str, Any]] = []
     header = {"benchmark": "exploration", "command": command, "quick": args.quick,
-              "seeds": seeds, "mimex_jax": mimex_jax.__version__,
+              "seeds": seeds, "git_commit": git_commit(), "mimex_jax": mimex_jax.__version__,
               "versions": versions(),
               "methods": {k: dataclasses.asdict(v) for k, v in METHODS.items()
                           if k in args.methods or (k == "mimex" and args.ablations)},
@@ -145,9 +162,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if all(k in done for k in keys):
             results.extend(done[k] for k in keys)
             continue
-        print(f"[{i + 1}/{len(plan)}] {tag}: {len(variants)} setting(s) x {len(seeds)} seeds "
-              f"in one vmapped program", flush=True)
-        entries = run_entry(inst, cfg, variants, seeds, args, tag)
+        task_seeds = list(range(TASKS[inst.task].num_seeds(args)))
+        print(f"[{i + 1}/{len(plan)}] {tag}: {len(variants)} setting(s) x {len(task_seeds)} "
+              f"seeds in one vmapped program", flush=True)
+        entries = run_entry(inst, cfg, variants, task_seeds, args, tag)
         print(f"  done in {entries[0]['train_seconds_for_program']}s; "
               + "; ".join(brief(e) for e in entries), flush=True)
         results.extend(entries)

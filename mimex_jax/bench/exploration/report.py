@@ -6,9 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mimex_jax.bench.exploration.methods import ABLATIONS
+from mimex_jax.bench import stats
+from mimex_jax.bench.exploration.methods import ABLATIONS, METHODS
 from mimex_jax.bench.exploration.plots import plot_ablations, plot_curves
-from mimex_jax.bench.exploration.tasks import NA, TASKS, Task, fmt_cell
+from mimex_jax.bench.exploration.tasks import LOWER_IS_BETTER, NA, TASKS, Task, fmt_cell
+
+# the baselines MIMEx is compared with in the probability-of-improvement table
+POI_BASELINES = ("none", "rnd", "icm")
 
 
 def task_table(task: Task, entries: Sequence[dict[str, Any]]) -> str:
@@ -25,6 +29,48 @@ def task_table(task: Task, entries: Sequence[dict[str, Any]]) -> str:
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {rows['reached']} | "
                      + per_seed + " |")
     return "\n".join(lines)
+
+
+def _is_mimex(method: str) -> bool:
+    m = METHODS.get(method)
+    return m.reward == "mimex" if m is not None else method.startswith("mimex")
+
+
+def poi_cell(x: Sequence[float | None], y: Sequence[float | None], lower_is_better: bool
+             ) -> str:
+    """``P [95% CI]`` that a seed of X scores better than a seed of Y (rliable's
+    probability of improvement, ties 1/2, :func:`mimex_jax.bench.stats.improvement`);
+    ``n/a`` when a score is undefined."""
+    if any(v is None for v in (*x, *y)):
+        return NA
+    sign = -1.0 if lower_is_better else 1.0
+    r = stats.improvement([sign * float(v) for v in x], [sign * float(v) for v in y])
+    return f"{r['p']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+
+
+def improvement_table(task: Task, entries: Sequence[dict[str, Any]]) -> str | None:
+    """Markdown: per MIMEx method, P(MIMEx > baseline) [95% CI] on the task's headline
+    score for each baseline of :data:`POI_BASELINES` in ``entries``; ``None`` when there
+    is no MIMEx method or no baseline."""
+    methods = list(dict.fromkeys(e["method"] for e in entries))
+    ours = [m for m in methods if _is_mimex(m)]
+    bases = [b for b in POI_BASELINES if b in methods]
+    if not ours or not bases:
+        return None
+    key, title, _ = task.scores[0]
+    scores = {m: task.method_scores([e for e in entries if e["method"] == m])[key]
+              for m in (*ours, *bases)}
+    better = "lower" if key in LOWER_IS_BETTER else "higher"
+    lines = ["| method | " + " | ".join(f"P(> {b}) [95% CI]" for b in bases) + " | seeds |",
+             "|---|" + "---|" * (len(bases) + 1)]
+    for m in ours:
+        cells = [poi_cell(scores[m], scores[b], key in LOWER_IS_BETTER) for b in bases]
+        n = "; ".join(f"{x} {len(scores[x])}" for x in (m, *bases))
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {n} |")
+    return (f"Probability of improvement (rliable; Agarwal et al. 2021): the chance that a "
+            f"seed of the method scores better ({better} {title}) than a seed of the "
+            f"baseline, ties counted 1/2; 0.5 = no difference; 95% stratified bootstrap "
+            f"CI over seeds.\n\n" + "\n".join(lines))
 
 
 def ablation_table(entries: Sequence[dict[str, Any]], score: str, title: str | None = None
@@ -55,6 +101,14 @@ def _ablation_order(e: dict[str, Any]) -> tuple:
     return (names.index(e["ablation"]), (0, v) if isinstance(v, (int, float)) else (1, str(v)))
 
 
+def _seeds_text(seeds: Any) -> str:
+    """The header's seeds: a list (older files) or ``{task: [seeds]}``."""
+    if isinstance(seeds, dict):
+        return ", ".join(f"{t} {len(v)} ({v[0]}-{v[-1]})" if v else f"{t} none"
+                         for t, v in seeds.items())
+    return str(seeds)
+
+
 def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -> None:
     """``<json>.md`` (tables + command/machine/budget) and the PNGs beside the JSON.
 
@@ -66,8 +120,10 @@ def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -
              f"Wall time: {out['wall_seconds']:.0f} s on {m['processor']} ({m['cpu_count']} "
              f"CPUs, jax {m['jax']}, {m['backend']}), finished {m['date']}; load average at "
              f"the end {m['loadavg']}  ",
-             f"Seeds: {out['seeds']} (one vmapped program per task instance and method); "
-             f"mimex-jax {out['mimex_jax']}  ",
+             f"Seeds: {_seeds_text(out['seeds'])} (one vmapped program per task instance "
+             "and method); "
+             f"mimex-jax {out['mimex_jax']}, git commit "
+             f"{out.get('git_commit') or m.get('git_commit') or 'not recorded'}  ",
              "Scores: interquartile mean over seeds with a 95% percentile-bootstrap CI "
              "(10,000 resamples of the seeds).\n"]
     main = [e for e in out["results"] if e.get("ablation") is None]
@@ -80,6 +136,9 @@ def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -
                      f"{task.budget_text(entries[0]['budget'])}; k_expl "
                      f"{entries[-1]['hparams']['k_expl']:g} for every bonus.\n")
         parts.append(task_table(task, entries) + "\n")
+        poi = improvement_table(task, entries)
+        if poi is not None:
+            parts.append(poi + "\n")
         parts.extend(t + "\n" for t in task.extra_tables(entries))
         png = json_path.with_name(f"{json_path.stem}_{name}.png")
         if plot_png and plot_curves(task, entries, png):

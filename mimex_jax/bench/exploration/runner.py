@@ -60,8 +60,10 @@ def init_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]]) -> An
 
 def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chunk: int,
                   eval_episodes: int, tag: str, has_success: bool = True
-                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-    """Train all members in one vmapped program; return (metrics, final eval, seconds)."""
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, float]:
+    """Train all members in one vmapped program; return (metrics, final eval, seconds).
+
+    ``eval_episodes=0`` skips the final evaluation (final eval ``None``)."""
     hps = stack([hp for _, hp in members])
     cfg = cover_mask_ratios(cfg, hps)
     runner = loop_lib.make_runner(cfg, sweep=True)
@@ -84,6 +86,8 @@ def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chun
                 if cfg.num_iterations % c == 0)
     state, metrics = loop_lib.run(runner, hps, state=state, chunk=chunk, callbacks=[progress])
     seconds = time.perf_counter() - t0
+    if eval_episodes == 0:
+        return metrics, None, seconds
     ev = make_evaluate(cfg, eval_episodes)
 
     def both(params: Any, obs_stats: Any, key: jax.Array) -> dict[str, jax.Array]:
@@ -101,11 +105,12 @@ def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chun
 
 
 def seed_row(inst: Instance, cfg: TrainConfig, metrics: dict[str, np.ndarray],
-             final: dict[str, np.ndarray], i: int, has_success: bool = True
+             final: dict[str, np.ndarray] | None, i: int, has_success: bool = True
              ) -> dict[str, Any]:
     """Per-seed results of member ``i``: first success, the task's own scores
-    (:meth:`Task.seed_scores`), final eval, curves. Without ``has_success`` every
-    success-based field (:data:`SUCCESS_FIELDS`) is ``None``."""
+    (:meth:`Task.seed_scores`, :meth:`Task.metric_scores`), final eval, curves. Without
+    ``has_success`` every success-based field (:data:`SUCCESS_FIELDS`) is ``None``;
+    without a final eval (``final=None``) every ``final_*`` field is."""
     episodes = np.rint(metrics["episodes"][i]).astype(np.int64)
     successes = np.rint(metrics["episode_success"][i] * episodes).astype(np.int64)
     cum_ep = np.cumsum(episodes)
@@ -120,13 +125,14 @@ def seed_row(inst: Instance, cfg: TrainConfig, metrics: dict[str, np.ndarray],
         "episodes_to_first_success": None if first is None else int(cum_ep[first]),
         "success_episodes": int(successes.sum()),
         "episodes": int(cum_ep[-1]),
-        "final_success": float(final["greedy_success"][i]),
-        "final_return": float(final["greedy_return"][i]),
-        "final_sampled_success": float(final["sampled_success"][i]),
-        "final_sampled_return": float(final["sampled_return"][i]),
     }
+    for field, key in (("final_success", "greedy_success"), ("final_return", "greedy_return"),
+                       ("final_sampled_success", "sampled_success"),
+                       ("final_sampled_return", "sampled_return")):
+        row[field] = None if final is None else float(final[key][i])
     if has_success:
         row.update(TASKS[inst.task].seed_scores(inst, episodes, successes))
+    row.update(TASKS[inst.task].metric_scores(inst, metrics, i))
     row.update({
         "episodes_per_iteration": episodes.tolist(),
         "successes_per_iteration": successes.tolist(),
@@ -142,9 +148,11 @@ def seed_row(inst: Instance, cfg: TrainConfig, metrics: dict[str, np.ndarray],
 def run_entry(inst: Instance, cfg: TrainConfig, variants: list[tuple[dict, HParams]],
               seeds: list[int], args: argparse.Namespace, tag: str) -> list[dict[str, Any]]:
     """Train ``variants x seeds`` in one program; one result entry per variant."""
-    has_success = success_defined(TASKS[inst.task], cfg)
+    task = TASKS[inst.task]
+    has_success = success_defined(task, cfg)
     members = [(s, hp) for _, hp in variants for s in seeds]
-    metrics, final, seconds = train_members(cfg, members, args.chunk, args.eval_episodes, tag,
+    eval_episodes = args.eval_episodes if task.final_eval else 0
+    metrics, final, seconds = train_members(cfg, members, args.chunk, eval_episodes, tag,
                                             has_success)
     out = []
     for v, (labels, hp) in enumerate(variants):
@@ -159,7 +167,7 @@ def run_entry(inst: Instance, cfg: TrainConfig, variants: list[tuple[dict, HPara
             "hparams": {k: float(v) for k, v in hp._asdict().items()},
             "budget": {"env_steps_per_seed": cfg.num_iterations * cfg.steps_per_iteration,
                        "iterations": cfg.num_iterations, "num_envs": cfg.num_envs,
-                       "rollout_len": cfg.rollout_len, "eval_episodes": args.eval_episodes},
+                       "rollout_len": cfg.rollout_len, "eval_episodes": eval_episodes},
             "info": inst.info, "seeds": rows})
     return out
 
@@ -184,8 +192,13 @@ def write_result(path: Path, header: dict, results: list, wall: float, complete:
     """Write the result JSON atomically (header + machine + runs); return its content."""
     from mimex_jax.bench.machine import machine
 
+    mach = machine()
+    if header.get("git_commit") is not None:
+        # the commit the run started from (its code is what ran); asking git again now
+        # would call the tree dirty for the result file this run is writing
+        mach["git_commit"] = header["git_commit"]
     out = {**header, "complete": complete, "wall_seconds": round(wall, 1),
-           "machine": machine(), "results": results}
+           "machine": mach, "results": results}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(dumps(out))
@@ -212,26 +225,93 @@ def versions() -> dict[str, str]:
 _TIMING = ("train_seconds_for_program",)
 
 
+def _json(x: Any) -> Any:
+    """``x`` as it reads back from a result file (tuples -> lists, NaN -> null)."""
+    return json.loads(dumps(x))
+
+
+def config_defaults() -> dict[str, dict[str, Any]]:
+    """Per record section (``config``, ``hparams``): each field's default, as stored in JSON.
+
+    A field added to :class:`~mimex_jax.trainer.TrainConfig` or ``HParams`` after a result
+    file was written is missing from that file's records; :func:`compare` reads it as this
+    default.
+    """
+    cfg = {f.name: _json(f.default) for f in dataclasses.fields(TrainConfig)
+           if f.default is not dataclasses.MISSING}
+    return {"config": cfg, "hparams": _json(dict(HParams._field_defaults))}
+
+
+def fill_defaults(new: dict[str, Any], ref: dict[str, Any],
+                  defaults: dict[str, dict[str, Any]] | None = None
+                  ) -> tuple[dict[str, Any], list[str]]:
+    """``ref`` with each ``config`` / ``hparams`` key it lacks taken from ``new``, where
+    ``new``'s value is that field's default; returns ``(filled ref, "section.key" list)``.
+
+    A key missing from ``ref`` whose new value is not the default stays missing, so the
+    run still differs; keys present in both are left as they are.
+    """
+    defaults = config_defaults() if defaults is None else defaults
+    out, filled = dict(ref), []
+    for section, fields in defaults.items():
+        a, b = new.get(section), ref.get(section)
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            continue
+        extra = {k: a[k] for k in a if k not in b and k in fields and a[k] == fields[k]}
+        if extra:
+            out[section] = {**b, **extra}
+            filled += [f"{section}.{k}" for k in sorted(extra)]
+    return out, filled
+
+
+def _differing_fields(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Names of the top-level, ``config.``/``hparams.`` and per-seed fields that differ."""
+    out = set()
+    for k in set(a) | set(b):
+        if k == "seeds" or a.get(k) == b.get(k):
+            continue
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out |= {f"{k}.{x}" for x in set(a[k]) | set(b[k]) if a[k].get(x) != b[k].get(x)}
+        else:
+            out.add(k)
+    sa, sb = a.get("seeds") or [], b.get("seeds") or []
+    if len(sa) != len(sb):
+        out.add(f"seeds (count {len(sa)} vs {len(sb)})")
+    out |= {k for x, y in zip(sa, sb, strict=False) for k in set(x) | set(y)
+            if x.get(k) != y.get(k)}
+    return sorted(out)
+
+
 def compare(new: dict[str, Any], old: dict[str, Any], old_name: Any = "reference") -> bool:
-    """Print whether the runs of ``new`` that ``old`` also has gave identical numbers."""
+    """Print whether the runs of ``new`` that ``old`` also has gave identical numbers.
+
+    Timing fields are ignored. A ``config`` / ``hparams`` key that the reference lacks
+    (a field added since it was written) counts as equal when the new value is the field's
+    default (:func:`fill_defaults`); the keys so defaulted are printed. Any other
+    difference, in the settings or in the results, makes the run differ.
+    """
     old_runs = {run_key(e): e for e in old["results"]}
-    same, differ, missing = 0, [], 0
+    defaults = config_defaults()
+    same, differ, missing, defaulted = 0, [], 0, {}
     for e in new["results"]:
         ref = old_runs.get(run_key(e))
         if ref is None:
             missing += 1
             continue
-        a = json.loads(dumps({k: v for k, v in e.items() if k not in _TIMING}))
-        b = json.loads(dumps({k: v for k, v in ref.items() if k not in _TIMING}))
+        a = _json({k: v for k, v in e.items() if k not in _TIMING})
+        b = _json({k: v for k, v in ref.items() if k not in _TIMING})
+        b, filled = fill_defaults(a, b, defaults)
+        for k in filled:
+            defaulted[k] = defaulted.get(k, 0) + 1
         if a == b:
             same += 1
         else:
-            fields = sorted({k for sa, sb in zip(a["seeds"], b["seeds"], strict=False)
-                             for k in sa if sa.get(k) != sb.get(k)}
-                            | {k for k in a if k != "seeds" and a.get(k) != b.get(k)})
-            differ.append(f"{run_key(e)}: {', '.join(fields)}")
+            differ.append(f"{run_key(e)}: {', '.join(_differing_fields(a, b))}")
     print(f"compare with {old_name}: {same} run(s) identical, {len(differ)} differ, "
           f"{missing} not in the reference")
+    if defaulted:
+        print("  read as the default (missing from the reference, default value here): "
+              + ", ".join(f"{k} ({n} run(s))" for k, n in sorted(defaulted.items())))
     for line in differ:
         print(f"  differs: {line}")
     return not differ and same > 0
@@ -246,4 +326,6 @@ def brief(e: dict[str, Any]) -> str:
     else:
         success = (f"reached {sum(x['reached_goal'] for x in s)}/{len(s)}, final success "
                    f"{np.mean([x['final_success'] for x in s]):.2f}")
+    if any(x["final_return"] is None for x in s):
+        return f"{label}: {success}, no final eval"
     return f"{label}: {success}, final return {np.mean([x['final_return'] for x in s]):.3g}"

@@ -22,6 +22,9 @@ from mimex_jax.trainer import HParams, TrainConfig
 
 NA = "n/a"   # a table cell of a score the task's env does not define
 CURVES = ("success", "return")
+# seed-row scores where a smaller value is the better outcome
+LOWER_IS_BETTER = frozenset({"steps_to_first_success", "episodes_to_first_success",
+                             "first_success_iteration"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,13 @@ class Task:
         success every success-based number of a seed is ``None`` and shows as ``n/a``.
       ablation: ``args -> Instance`` that the MIMEx ablations run on, or ``None``.
       ablation_score: ``(seed-row key, title)`` of the outcome column of the ablation table.
+      seeds, quick_seeds: seeds per method by default and with ``--quick`` (``--seeds``
+        overrides both): at least 10 where a run costs seconds, at least 5 elsewhere.
+      default: whether the task runs when ``--tasks`` is not given (an expensive task is
+        opt-in: ``--tasks NAME``).
+      final_eval: whether the final policies are evaluated on fresh episodes (the
+        ``final_*`` fields); ``False`` (every ``final_*`` is ``None``) for a task scored
+        from its training episodes, whose eval episodes would cost too much.
     """
 
     name: str
@@ -62,6 +72,10 @@ class Task:
     has_success: bool | None = None
     ablation: Callable[[argparse.Namespace], Instance] | None = None
     ablation_score: tuple[str, str] = ("final_success", "final success rate")
+    seeds: int = 5
+    quick_seeds: int = 5
+    default: bool = True
+    final_eval: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -72,11 +86,23 @@ class Task:
         if self.curve not in CURVES:
             raise ValueError(f"Task {self.name!r}: curve={self.curve!r} is invalid; allowed: "
                              f"{list(CURVES)}")
+        for field in ("seeds", "quick_seeds"):
+            n = getattr(self, field)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"Task {self.name!r}: {field}={n!r} is invalid; allowed: an "
+                                 "integer >= 1")
         if self.has_success is False and self.curve == "success":
             raise ValueError(f"Task {self.name!r}: curve='success' is invalid with "
                              "has_success=False; allowed: 'return'")
 
     # ---- hooks, overridden by tasks with their own rules
+
+    def num_seeds(self, args: argparse.Namespace) -> int:
+        """Seeds per method: ``--seeds`` when given, else :attr:`quick_seeds` with
+        ``--quick``, else :attr:`seeds`."""
+        if getattr(args, "seeds", None) is not None:
+            return int(args.seeds)
+        return self.quick_seeds if getattr(args, "quick", False) else self.seeds
 
     def seed_scores(self, inst: Instance, episodes: np.ndarray, successes: np.ndarray
                     ) -> dict[str, Any]:
@@ -85,6 +111,14 @@ class Task:
         Called only when the env defines success; the default adds nothing.
         """
         del inst, episodes, successes
+        return {}
+
+    def metric_scores(self, inst: Instance, metrics: dict[str, np.ndarray], i: int
+                      ) -> dict[str, Any]:
+        """Task-specific fields of member ``i``'s row from its training metrics
+        (``[members, iterations, ...]`` arrays), whether or not the env defines success;
+        the default adds nothing."""
+        del inst, metrics, i
         return {}
 
     def method_scores(self, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -312,6 +346,117 @@ def _doorkey(args: argparse.Namespace) -> list[Instance]:
                      hp=ppo_hparams(entropy_coef=0.01), info={"episode_length": 250})]
 
 
+# --------------------------------------------------------------------------- Craftax
+
+# the share of training iterations, at the end, whose finished episodes score a Craftax seed
+CRAFTAX_LATE = 0.25
+# published method -> ours
+CRAFTAX_METHODS = {"PPO": "none", "RND": "rnd", "ICM": "icm"}
+
+
+def late_window(iterations: int, share: float = CRAFTAX_LATE) -> int:
+    """How many final iterations make the last ``share`` of training (at least one)."""
+    return max(1, int(round(share * iterations)))
+
+
+def episode_weighted_mean(values: np.ndarray, episodes: np.ndarray) -> float | None:
+    """Mean of per-iteration episode means weighted by the episodes that finished in each
+    iteration; ``None`` when none finished."""
+    n = float(np.sum(episodes))
+    if n <= 0:
+        return None
+    return float(np.sum(np.where(episodes > 0, values, 0.0) * episodes) / n)
+
+
+@dataclasses.dataclass(frozen=True)
+class CraftaxTask(Task):
+    """Craftax: no success and no goal; a seed scores the episodes that finished in the
+    last :data:`CRAFTAX_LATE` of its training iterations (the Craftax paper reports
+    training-episode returns): return, return as a % of the maximum (the published
+    metric) and % of achievements unlocked. No final eval (an episode may last 10,000
+    steps). The report puts the published scores (:mod:`mimex_jax.bench.published`) beside
+    ours, each with its budget."""
+
+    env_name: str = "Craftax-Classic-Symbolic-v1"
+
+    def metric_scores(self, inst: Instance, metrics: dict[str, np.ndarray], i: int
+                      ) -> dict[str, Any]:
+        """``late_*`` scores over the last iterations' finished episodes (``None`` when no
+        episode finished there) and the per-iteration achievements curve."""
+        episodes = np.asarray(metrics["episodes"][i], np.float64)
+        ret = np.asarray(metrics["episode_return"][i], np.float64)
+        ach = np.asarray(metrics["episode_achievements"][i], np.float64)
+        w = late_window(episodes.size)
+        late_ret = episode_weighted_mean(ret[-w:], episodes[-w:])
+        return {
+            "late_iterations": w, "late_episodes": int(np.rint(episodes[-w:].sum())),
+            "late_return": late_ret,
+            "late_return_pct_max": (None if late_ret is None
+                                    else 100.0 * late_ret / inst.info["max_return"]),
+            "late_achievements_pct": episode_weighted_mean(ach[-w:], episodes[-w:]),
+            "achievements_per_iteration": np.round(
+                np.where(episodes > 0, ach, np.nan), 3).tolist(),
+        }
+
+    def budget_text(self, budget: dict[str, Any]) -> str:
+        """The generic budget, with the share of the published 1M-step budget."""
+        return (super().budget_text(budget) + f" = {budget['env_steps_per_seed'] / 1e4:.2g}% "
+                "of 1M (the published Craftax-1M budget); scored on the episodes that "
+                f"finished in the last {CRAFTAX_LATE:.0%} of the iterations, no final eval")
+
+    def extra_tables(self, entries: Sequence[dict[str, Any]]) -> list[str]:
+        """Ours beside the published scores (:func:`craftax_published_table`)."""
+        return [craftax_published_table(entries, f"craftax:{self.env_name}")]
+
+
+def craftax_published_table(entries: Sequence[dict[str, Any]], env_id: str) -> str:
+    """Markdown: the published Craftax scores (return as % of the maximum) and ours, each
+    row labelled with its env-step budget."""
+    from mimex_jax.bench.published import published
+
+    pub = published(env_id)
+    lines = ["| source | method | env steps per run | episode return, % of max |",
+             "|---|---|---|---|"]
+    if pub is not None:
+        for budget in sorted(pub["scores"], reverse=True):
+            for name, v in pub["scores"][budget].items():
+                ours = CRAFTAX_METHODS.get(name)
+                label = name + (f" (ours: {ours})" if ours else "")
+                lines.append(f"| published | {label} | {budget:,} | {v:g} |")
+    for e in entries:
+        pct = [s["late_return_pct_max"] for s in e["seeds"]]
+        lines.append(f"| this run, {len(pct)} seeds, IQM [95% CI] | {e['method']} | "
+                     f"{e['budget']['env_steps_per_seed']:,} | {fmt_cell(pct, 1)} |")
+    src = ("no published scores for this env in mimex_jax/bench/published.py" if pub is None
+           else f"published: {pub['source']}; metric: {pub['metric']}; note: {pub['note']}")
+    steps = entries[0]["budget"]["env_steps_per_seed"] if entries else 0
+    return ("Published Craftax baselines beside ours, each row with its budget: the "
+            f"published runs took 1M or 1B env steps; ours took {steps:,} per seed "
+            f"({steps / 1e4:.2g}% of 1M), so unless the budgets match our rows are an early "
+            "point of the learning curve, not a reproduction. " + src + ".\n\n"
+            + "\n".join(lines))
+
+
+def _craftax(task: str, env_name: str) -> Callable[[argparse.Namespace], list[Instance]]:
+    """Craftax instances: 16 envs x 32 steps per iteration (64-64 MLPs, 4 epochs), sized
+    from ``benchmarks/results/craftax_speed.md`` (a few hundred env steps/s on 2 cores)."""
+    def make(args: argparse.Namespace) -> list[Instance]:
+        from mimex_jax.envs.craftax_suite import MAX_RETURN
+
+        its = args.iterations or (4 if args.quick else 32)
+        return [Instance(task=task, label=task,
+                         cfg=train_config(f"craftax:{env_name}", 16, 32, its),
+                         hp=ppo_hparams(entropy_coef=0.01),
+                         info={"max_return": MAX_RETURN[env_name], "episode_length": None,
+                               "late_share": CRAFTAX_LATE})]
+    return make
+
+
+_CRAFTAX_SCORES = (("late_return_pct_max", "return % of max, last 25% of training", 1),
+                   ("late_return", "episode return, last 25%", 2),
+                   ("late_achievements_pct", "achievements unlocked %, last 25%", 1))
+
+
 _CAR_SCORES = (("final_success", "final success rate", 2),
                ("steps_to_first_success", "env steps to 1st success", 0))
 
@@ -319,7 +464,8 @@ for _task in (
     DeepSeaTask("deepsea", "gymnax DeepSea-bsuite, sizes 10-30 step 4; score = largest size "
                 "solved by the bsuite rule", _deepsea,
                 scores=(("largest_size_solved", "largest size solved", 1),),
-                ablation=_deepsea_ablation, ablation_score=("solved", "solved (bsuite rule)")),
+                ablation=_deepsea_ablation, ablation_score=("solved", "solved (bsuite rule)"),
+                seeds=10, quick_seeds=10),
     Task("mountaincar", "gymnax MountainCar-v0 (discrete, 200 steps): reach the flag",
          _gymnax_car("mountaincar", "gymnax:MountainCar-v0", True), scores=_CAR_SCORES),
     Task("mountaincar-continuous", "gymnax MountainCarContinuous-v0 (999 steps): reach the "
@@ -332,7 +478,16 @@ for _task in (
          curve="return"),
     Task("minigrid-doorkey", "MiniGrid DoorKey-5x5 (xminigrid, 250 steps, egocentric one-hot "
          "view): pick up the key, open the door, reach the goal", _doorkey,
-         scores=_CAR_SCORES),
+         scores=_CAR_SCORES, seeds=10, quick_seeds=10),
+    CraftaxTask("craftax-classic", "Craftax-Classic-Symbolic-v1 (craftax, 22 achievements, "
+                "episodes up to 10,000 steps; no success)",
+                _craftax("craftax-classic", "Craftax-Classic-Symbolic-v1"),
+                scores=_CRAFTAX_SCORES, curve="return", has_success=False, default=False,
+                final_eval=False, env_name="Craftax-Classic-Symbolic-v1"),
+    CraftaxTask("craftax", "Craftax-Symbolic-v1 (craftax, the full game; no success)",
+                _craftax("craftax", "Craftax-Symbolic-v1"), scores=_CRAFTAX_SCORES,
+                curve="return", has_success=False, default=False, final_eval=False,
+                env_name="Craftax-Symbolic-v1"),
 ):
     register_task(_task)
 del _task
