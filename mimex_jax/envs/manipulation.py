@@ -29,6 +29,9 @@ Success conditions:
   the target (its curriculum), so an episode may succeed several times.
 
 Episodes do not end on success (as the DM Control sparse tasks and ``brax:reacher_sparse``).
+Reset states carry the poses (forward kinematics, cameras, lights) of their ``qpos``:
+Playground's Panda resets leave them at zero, which would render black first frames. The
+observation vector of a reset state is still Playground's (computed before the poses).
 
 Assets: Playground loads the robots from a MuJoCo Menagerie checkout at
 ``mujoco_playground/external_deps/mujoco_menagerie`` and tries to ``git clone`` one when it is
@@ -37,10 +40,13 @@ missing. Here a missing checkout is an ``ImportError`` that names the directorie
 variable ``MIMEX_MENAGERIE_PATH`` points Playground at a checkout elsewhere.
 
 Cameras: ``PandaOpenCabinet`` defines ``side``. ``PandaPickCube``'s and
-``PandaRobotiqPushCube``'s scenes define none; for pixel observations the camera ``front`` of
-Playground's own vision pick-cube scene (``mjx_single_cube_camera.xml``, a RealSense D435
-view of the table) is added to their worldbody. A camera has no mass or contacts, so the
-physics is unchanged (the test suite checks the model arrays).
+``PandaRobotiqPushCube``'s scenes define none; for pixel observations the cabinet scene's
+``side`` camera (same robot base and floor; it sees the arm, the table area where cubes start
+and the heights where targets lie) is added to their worldbody. (The ``front`` camera of
+Playground's vision pick-cube scene was tried first: placed for that scene's cube at x = 1, it
+shows neither the arm nor the targets of ``PandaPickCube``.) A camera has no mass or
+contacts, so the physics is unchanged (the test suite checks the model arrays). The target
+is Playground's translucent marker (alpha 0.2 for the cube task).
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ PANDA_TASKS = {
 SPARSE_PANDA_TASKS = {f"{name}Sparse": name for name in PANDA_TASKS}
 DEFAULT_SUCCESS_THRESHOLD = 0.05
 # The camera added to scenes that define none: Playground's vision pick-cube scene, camera name.
-_CAMERA_SCENE = ("franka_emika_panda", "mjx_single_cube_camera.xml", "front")
+_CAMERA_SCENE = ("franka_emika_panda", "mjx_cabinet.xml", "side")
 
 
 def _mjx_env():

@@ -104,7 +104,10 @@ class PlaygroundEnv(Env):
         config_overrides.setdefault("impl", "jax")
         self._name = name
         self._env = suite.load(name, config_overrides=config_overrides)
-        if suite is not _import_suite()[0]:  # a Panda task: give pixels a camera
+        # Playground's Panda resets leave the Data without kinematics (poses all zero), which
+        # renders black first frames: they get a camera if they have none, and poses on reset.
+        self._pose_on_reset = suite is not _import_suite()[0]
+        if self._pose_on_reset:
             from mimex_jax.envs.manipulation import add_default_camera
 
             add_default_camera(self._env)
@@ -134,7 +137,13 @@ class PlaygroundEnv(Env):
         return state
 
     def reset(self, rng: jax.Array) -> State:
-        return strong_types(self._finish(self._to_ours(self._env.reset(rng)), first=True))
+        s = self._env.reset(rng)
+        if self._pose_on_reset:  # body, geom, site, camera and light poses of the reset qpos
+            from mujoco import mjx
+
+            m = self._env.mjx_model
+            s = s.replace(data=mjx.camlight(m, mjx.kinematics(m, s.data)))
+        return strong_types(self._finish(self._to_ours(s), first=True))
 
     def step(self, state: State, action: jax.Array) -> State:
         inner_info = {k: v for k, v in state.info.items() if k != "truncation"}
