@@ -73,7 +73,7 @@ PANDA_TASKS = {
 }
 SPARSE_PANDA_TASKS = {f"{name}Sparse": name for name in PANDA_TASKS}
 DEFAULT_SUCCESS_THRESHOLD = 0.05
-# The camera added to scenes that define none: Playground's vision pick-cube scene, camera name.
+# The camera added to scenes that define none: (Playground subfolder, scene file, camera name).
 _CAMERA_SCENE = ("franka_emika_panda", "mjx_cabinet.xml", "side")
 
 
