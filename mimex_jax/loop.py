@@ -14,9 +14,10 @@ With a device ``mesh`` (:mod:`mimex_jax.distributed`) the same programs are comp
 sharded inputs and outputs: members split over the mesh's ``sweep`` axis, environments
 over its ``data`` axis; the host gathers the metrics (from every process, with several).
 
-Running the loop in chunks gives exactly the result of ``train(key, hparams)``, and a
-run resumed from a state saved at a chunk boundary continues exactly (the iteration
-counter and RNG key live in the state).
+Running the loop in chunks gives the result of ``train(key, hparams)`` (to the last bits:
+XLA compiles the chunk programs separately and may round them differently), and a run
+resumed from a state saved at a chunk boundary continues bit for bit as the uninterrupted
+run in chunks of the same size (the iteration counter and RNG key live in the state).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import TEST_XLA_FLAGS
 from jax.sharding import PartitionSpec as P
 
 from mimex_jax import distributed
@@ -25,6 +26,7 @@ from mimex_jax.config import ConfigError, load_config
 from mimex_jax.logging import read_metrics
 from mimex_jax.trainer import HParams, TrainConfig, make_train
 
+TEST_FLAG_NAMES = {f.split("=")[0] for f in TEST_XLA_FLAGS.split()}
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 TINY = str(TESTS / "data" / "tiny.yaml")
@@ -35,9 +37,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES", "JAX_PLATFORMS")}
     env["JAX_PLATFORMS"] = "cpu"
-    # Keep conftest's compile-speed setting, drop everything else (device counts).
+    # Keep conftest's compile-speed settings, drop everything else (device counts).
     env["XLA_FLAGS"] = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                                if f.startswith("--xla_backend_optimization_level"))
+                                if f.split("=")[0] in TEST_FLAG_NAMES)
     env.update(extra)
     return env
 

@@ -32,7 +32,38 @@ def _leaves_equal(a, b) -> None:
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def _without_key_bias(path, x: np.ndarray) -> np.ndarray:
+    """Drop the key third of an attention ``qkv`` bias: softmax is unchanged by a shift
+    common to a query's logits, so that bias has gradient 0 in exact arithmetic and its
+    computed gradient is rounding noise, which Adam scales to full-size steps. It changes
+    no output, and is the one place where a last-bit difference grows."""
+    if "qkv" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path):
+        third = x.shape[-1] // 3
+        return np.concatenate([x[..., :third], x[..., 2 * third:]], axis=-1)
+    return x
+
+
+def _leaves_close(a, b) -> None:
+    """Equal up to float rounding: each leaf within 1e-5 of its own largest magnitude."""
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b),
+                            strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        x, y = np.asarray(x), np.asarray(y)
+        if not np.issubdtype(y.dtype, np.floating):
+            np.testing.assert_array_equal(x, y)
+            continue
+        x, y = _without_key_bias(path, x), _without_key_bias(path, y)
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5 * float(np.abs(y).max()) + 1e-12,
+                                   err_msg=jax.tree_util.keystr(path))
+
+
 def test_chunks_equal_one_train_call_and_resume_is_exact(runner: loop.Runner) -> None:
+    # The chunk programs (2 and 1 iterations) are other XLA programs than the one-call
+    # ``train`` (5), and XLA may round them differently in the last bits (it does under the
+    # suite's compile-speed flags, see conftest.py): the same run to float tolerance, while
+    # counters, RNG keys and integer state must match exactly. A lost or repeated piece of
+    # state (a reset window, a reused key) would differ by far more.
     hp = HParams()
     _, _, train, _ = make_train(CFG)
     ref_state, ref_metrics = jax.jit(train)(jax.random.key(3), hp)
@@ -42,16 +73,20 @@ def test_chunks_equal_one_train_call_and_resume_is_exact(runner: loop.Runner) ->
                                                                 r.env_steps))])
     # 5 iterations in chunks of 2: 2 + 2 + 1 (a second, shorter program).
     assert seen == [(0, 2, 64), (2, 4, 128), (4, 5, 160)]
-    _leaves_equal(state, ref_state)
+    _leaves_close(state, ref_state)
     for k, v in ref_metrics.items():
-        np.testing.assert_array_equal(metrics[k], np.asarray(v), err_msg=k)
-    # Stop after 2, continue to 5: the same as straight through.
+        v = np.asarray(v)
+        # atol 1e-6: explained variance is 1 - (a ratio near 1), float32 resolution 1e-7.
+        np.testing.assert_allclose(metrics[k], v, rtol=1e-5,
+                                   atol=max(1e-6, 1e-5 * np.abs(v).max()), err_msg=k)
+    # Stop after 2, continue to 5: bit for bit the same as straight through in chunks
+    # (the same programs run on the same inputs).
     part, m1 = loop.run(runner, hp, jax.random.key(3), chunk=2, iterations=2)
     assert loop.iteration_of(part) == 2
     part, m2 = loop.run(runner, hp, state=part, chunk=2)
-    _leaves_equal(part, ref_state)
-    np.testing.assert_array_equal(np.concatenate([m1["episode_return"], m2["episode_return"]]),
-                                  np.asarray(ref_metrics["episode_return"]))
+    _leaves_equal(part, state)
+    for k, v in metrics.items():
+        np.testing.assert_array_equal(np.concatenate([m1[k], m2[k]]), v, err_msg=k)
 
 
 def test_sweep_runner_metrics_are_members_by_iterations() -> None:

@@ -64,11 +64,14 @@ def test_sweep_of_four_equals_single_runs(tiny_train) -> None:
 
 
 def test_same_key_same_metrics(tiny_train) -> None:
-    _, a = tiny_train(jax.random.key(3), HParams())
-    _, b = tiny_train(jax.random.key(3), HParams())
+    # A sweep member's hparams (float32 arrays): the program test_sweep_of_four compiled.
+    # ``HParams()`` holds weakly typed Python floats, a different signature to jit.
+    hp = jax.tree.map(lambda x: x[0], SWEEP_HPS)
+    _, a = tiny_train(jax.random.key(3), hp)
+    _, b = tiny_train(jax.random.key(3), hp)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
-    _, c = tiny_train(jax.random.key(4), HParams())
+    _, c = tiny_train(jax.random.key(4), hp)
     assert not np.array_equal(a["reward_int"], c["reward_int"])
 
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mimex_jax.nn.conv import Conv
 from mimex_jax.nn.init import orthogonal
 
 
@@ -53,9 +54,11 @@ class ConvEncoder(nn.Module):
         lead = obs.shape[:-3]
         x = obs.reshape((-1,) + obs.shape[-3:]).astype(jnp.float32) / 255.0 - 0.5
         for i, s in enumerate(self.strides):
-            x = nn.Conv(self.channels, (3, 3), strides=(s, s), padding="VALID",
-                        kernel_init=orthogonal(math.sqrt(2.0)),
-                        bias_init=nn.initializers.zeros, name=f"conv_{i}")(x)
+            # mimex_jax's Conv: flax.linen.Conv's parameters, gradients that stay fast
+            # inside lax.scan on XLA:CPU (see mimex_jax.nn.conv).
+            x = Conv(self.channels, (3, 3), strides=(s, s),
+                     kernel_init=orthogonal(math.sqrt(2.0)),
+                     bias_init=nn.initializers.zeros, name=f"conv_{i}")(x)
             x = nn.relu(x)
         return x.reshape(lead + (-1,))
 
