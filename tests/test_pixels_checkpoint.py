@@ -1,13 +1,14 @@
 """Checkpoint/resume of a pixel run is exact (issue 13's acceptance list).
 
-A pixel PPO+MIMEx run (uint8 frames in the env state, conv encoder learned through PPO,
-MIMEx on the detached encoder features) on the one-joint MJX scene of ``test_pixels.py``
-(rendered by MuJoCo's batch renderer), so that only the renderer and the agent compile, not a
-task's physics: one update, a checkpoint, a restore into an abstract template, and the next
-update from the restored state equal to the uninterrupted run's in every bit.
+A pixel PPO run (uint8 frame stacks and MJX data in the env state, DrQ-v2's conv encoder
+learned through the PPO loss) on the one-joint MJX scene of ``test_pixels.py`` (rendered by
+MuJoCo's batch renderer), so that only the renderer and the agent compile, not a task's
+physics: one update, a checkpoint, a restore into an abstract template, and the next update
+from the restored state equal to the uninterrupted run's in every bit.
 
-Behind ``slow``: its cold run compiles the pixel PPO+MIMEx step (43 s of CPU, 230 s of wall
-time on the shared 2-core VM; 33 s of CPU without the bonus), over the default suite's budget.
+No bonus: a cold run of this file took 19 s of CPU (with imports; 81-97 s of wall time on the
+shared 2-core VM at load 12); with MIMEx it took 26 s, over the 20 s budget of a default
+test. Resuming MIMEx's state exactly is tested on state runs (tests/test_checkpoint.py).
 """
 
 from __future__ import annotations
@@ -34,14 +35,12 @@ from mimex_jax.trainer import HParams, TrainConfig  # noqa: E402
 CFG = TrainConfig(
     # The env id passes validation; make_env is replaced by the slider scene below.
     env_id="playground:CartpoleSwingupSparse", num_envs=2, rollout_len=4, epochs=1,
-    minibatches=2, total_steps=2 * 4 * 3, episode_length=3, reward="mimex",
+    minibatches=1, total_steps=2 * 4 * 3, episode_length=3, reward="none",
     observation="pixels", embedding="encoder", actor_hidden=(8,), critic_hidden=(8,),
     pixels=(("camera", "front"), ("height", 16), ("width", 16), ("frame_stack", 2),
             ("action_repeat", 1)),
-    mimex=(("embed_dim", 8), ("depth", 1), ("num_heads", 2), ("decoder_embed_dim", 8),
-           ("decoder_num_heads", 2), ("decoder_depth", 1)),
 )
-HP = HParams(lr=3e-3, k_expl=0.1)
+HP = HParams(lr=3e-3)
 
 
 def slider_env(cfg: TrainConfig, num_envs: int):
@@ -52,7 +51,6 @@ def slider_env(cfg: TrainConfig, num_envs: int):
     return AutoReset(PixelObservation(VecEnv(inner, num_envs), px))
 
 
-@pytest.mark.slow  # cold: 43 s of CPU (230 s wall on the shared 2-core VM), over the budget
 def test_pixel_run_resumes_exactly_from_a_checkpoint(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(trainer, "make_env", slider_env)
     init, update_step, _, env = trainer.make_train(CFG)
@@ -73,4 +71,3 @@ def test_pixel_run_resumes_exactly_from_a_checkpoint(tmp_path: Path, monkeypatch
     assert_identical(a, b)
     for k in metrics_a:
         np.testing.assert_array_equal(metrics_a[k], metrics_b[k], err_msg=k)
-    assert float(metrics_a["reward_int"]) > 0
