@@ -5,6 +5,8 @@ over ``--repeats`` of ``--steps`` batched steps at each ``--num-envs``. Prints o
 row per batch size and writes JSON with ``--out``.
 
     python benchmarks/env_speed.py --env craftax:Craftax-Classic-Symbolic-v1 --num-envs 16,64
+    python benchmarks/env_speed.py --env playground:PandaPickCubeSparse --num-envs 4 \
+        --pixels 64 --camera front --action-repeat 1       # rendered to 64x64 frames
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import block, machine  # noqa: E402
 
 from mimex_jax import envs  # noqa: E402
+from mimex_jax.envs.pixels import PixelConfig  # noqa: E402
 
 
-def measure(env_id: str, num_envs: int, steps: int, repeats: int) -> dict:
-    """Compile time and median steps/s of ``steps`` random-action steps of ``num_envs`` envs."""
-    env = envs.make(env_id, num_envs=num_envs)
+def measure(env_id: str, num_envs: int, steps: int, repeats: int,
+            pixels: PixelConfig | None = None) -> dict:
+    """Compile time and median steps/s of ``steps`` random-action steps of ``num_envs`` envs
+    (agent steps, rendered to frames when ``pixels`` is given)."""
+    env = envs.make(env_id, num_envs=num_envs, pixels=pixels)
 
     def act(key):
         if env.action_kind == "discrete":
@@ -54,7 +59,10 @@ def measure(env_id: str, num_envs: int, steps: int, repeats: int) -> dict:
         state, _ = block(run(state, jax.random.key(2 + r)))
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    return {"env": env_id, "num_envs": num_envs, "steps": steps, "repeats": repeats,
+    obs = "state" if pixels is None else (
+        f"pixels {pixels.height}x{pixels.width} {pixels.camera!r} repeat {pixels.action_repeat}")
+    return {"env": env_id, "observation": obs, "num_envs": num_envs, "steps": steps,
+            "repeats": repeats,
             "compile_and_first_s": compile_s, "median_s": med,
             "env_steps_per_s": num_envs * steps / med}
 
@@ -65,13 +73,23 @@ def main() -> None:
     p.add_argument("--num-envs", default="16,64", help="comma list of batch sizes")
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--pixels", type=int, default=None, metavar="SIZE",
+                   help="render SIZE x SIZE frames (3 stacked) instead of the state vector")
+    p.add_argument("--camera", default="0", help="with --pixels: camera name or index")
+    p.add_argument("--action-repeat", type=int, default=2, help="with --pixels")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
-    rows = [measure(a.env, int(n), a.steps, a.repeats) for n in a.num_envs.split(",")]
-    print("| env | num_envs | compile + first run (s) | env steps/s (median) |\n|---|---|---|---|")
+    px = None
+    if a.pixels is not None:
+        cam = int(a.camera) if a.camera.isdigit() else a.camera
+        px = PixelConfig(camera=cam, height=a.pixels, width=a.pixels,
+                         action_repeat=a.action_repeat)
+    rows = [measure(a.env, int(n), a.steps, a.repeats, px) for n in a.num_envs.split(",")]
+    print("| env | observation | num_envs | compile + first run (s) | env steps/s (median) |\n"
+          "|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['env']} | {r['num_envs']} | {r['compile_and_first_s']:.1f} | "
-              f"{r['env_steps_per_s']:.0f} |")
+        print(f"| {r['env']} | {r['observation']} | {r['num_envs']} | "
+              f"{r['compile_and_first_s']:.1f} | {r['env_steps_per_s']:.1f} |")
     if a.out:
         a.out.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
 

@@ -1,4 +1,5 @@
-"""Adapter for MuJoCo Playground's DM Control Suite tasks (``playground:<Name>``).
+"""Adapter for MuJoCo Playground's DM Control Suite tasks (``playground:<Name>``) and its
+Franka Panda manipulation tasks (:mod:`mimex_jax.envs.manipulation`).
 
 Needs the ``playground`` package (import name ``mujoco_playground``). Tasks run on MJX with
 ``impl="jax"`` by default (Playground's own default, ``"warp"``, is slow on CPU); any entry of
@@ -47,8 +48,26 @@ def _import_suite():
 
 
 def playground_env_names() -> list[str]:
+    """DM Control Suite task names, the Panda tasks and their sparse versions."""
+    from mimex_jax.envs.manipulation import PANDA_TASKS, SPARSE_PANDA_TASKS
+
     suite, _ = _import_suite()
-    return sorted(suite.ALL_ENVS)
+    return sorted([*suite.ALL_ENVS, *PANDA_TASKS, *SPARSE_PANDA_TASKS])
+
+
+def _suite_of(name: str):
+    """Playground's registry module that holds ``name`` (its Panda tasks need Menagerie)."""
+    from mimex_jax.envs.manipulation import PANDA_TASKS, check_menagerie
+
+    suite, _ = _import_suite()
+    if name in suite.ALL_ENVS:
+        return suite
+    if name in PANDA_TASKS:
+        check_menagerie(name)
+        from mujoco_playground import manipulation
+
+        return manipulation
+    raise ValueError(f"unknown Playground task {name!r}; available: {playground_env_names()}")
 
 
 def _flat_keys(cfg, prefix: str = "") -> list[str]:
@@ -62,19 +81,19 @@ def _flat_keys(cfg, prefix: str = "") -> list[str]:
 
 
 class PlaygroundEnv(Env):
-    """A Playground DM Control Suite task behind the :class:`~mimex_jax.envs.base.Env` API.
+    """A Playground task behind the :class:`~mimex_jax.envs.base.Env` API.
 
     ``obs`` is flattened to float32, ``info["truncation"]`` (always 0.0) is added, other info
-    and metrics pass through. Actions are float32 vectors in [-1, 1].
+    and metrics pass through. Actions are float32 vectors in [-1, 1]. Subclasses change the
+    reward or add metrics in :meth:`_finish`; the keys they add are listed in ``_ADDED`` (taken
+    out of the state before Playground's own ``step`` sees it).
     """
 
-    def __init__(self, name: str, **config_overrides):
-        suite, self._mjx_env = _import_suite()
-        if name not in suite.ALL_ENVS:
-            raise ValueError(
-                f"unknown Playground DM Control Suite task {name!r}; available: "
-                f"{sorted(suite.ALL_ENVS)}"
-            )
+    _ADDED: tuple[str, ...] = ("success",)
+
+    def __init__(self, name: str, *, env_id: str | None = None, **config_overrides):
+        _, self._mjx_env = _import_suite()
+        suite = _suite_of(name)
         allowed = _flat_keys(suite.get_default_config(name))
         unknown = sorted(set(config_overrides) - set(allowed))
         if unknown:
@@ -85,6 +104,14 @@ class PlaygroundEnv(Env):
         config_overrides.setdefault("impl", "jax")
         self._name = name
         self._env = suite.load(name, config_overrides=config_overrides)
+        # Playground's Panda resets leave the Data without kinematics (poses all zero), which
+        # renders black first frames: they get a camera if they have none, and poses on reset.
+        self._pose_on_reset = suite is not _import_suite()[0]
+        if self._pose_on_reset:
+            from mimex_jax.envs.manipulation import add_default_camera
+
+            add_default_camera(self._env)
+        self._env_id = env_id or f"playground:{name}"
         self._episode_length = int(self._env._config.episode_length)
         self._impl = str(self._env._config.impl)
 
@@ -92,31 +119,35 @@ class PlaygroundEnv(Env):
     def unwrapped(self):
         return self._env
 
-    def _to_ours(self, s, info_extra: dict) -> State:
+    def _to_ours(self, s) -> State:
         return State(
             pipeline_state=s.data,
             obs=flat_f32(s.obs),
             reward=jnp.asarray(s.reward, jnp.float32),
             done=jnp.asarray(s.done, jnp.float32),
-            metrics=self._with_success(dict(s.metrics), s.reward),
-            info={**s.info, **info_extra},
+            metrics=dict(s.metrics),
+            info={**s.info, "truncation": jnp.zeros((), jnp.float32)},
         )
 
-    def _with_success(self, metrics: dict, reward: jax.Array) -> dict:
+    def _finish(self, state: State, first: bool) -> State:
+        """The state this adapter returns (``first``: from ``reset``, no transition yet)."""
         if self._name in INDICATOR_REWARD_TASKS:
-            metrics["success"] = (jnp.asarray(reward) > 0).astype(jnp.float32)
-        return metrics
+            success = jnp.zeros((), jnp.float32) if first else (state.reward > 0)
+            state.metrics["success"] = jnp.asarray(success, jnp.float32)
+        return state
 
     def reset(self, rng: jax.Array) -> State:
         s = self._env.reset(rng)
-        state = self._to_ours(s, {"truncation": jnp.zeros((), jnp.float32)})
-        if "success" in state.metrics:  # no transition yet
-            state.metrics["success"] = jnp.zeros((), jnp.float32)
-        return strong_types(state)
+        if self._pose_on_reset:  # body, geom, site, camera and light poses of the reset qpos
+            from mujoco import mjx
+
+            m = self._env.mjx_model
+            s = s.replace(data=mjx.camlight(m, mjx.kinematics(m, s.data)))
+        return strong_types(self._finish(self._to_ours(s), first=True))
 
     def step(self, state: State, action: jax.Array) -> State:
         inner_info = {k: v for k, v in state.info.items() if k != "truncation"}
-        inner_metrics = {k: v for k, v in state.metrics.items() if k != "success"}
+        inner_metrics = {k: v for k, v in state.metrics.items() if k not in self._ADDED}
         pg_state = self._mjx_env.State(
             data=state.pipeline_state,
             obs=state.obs,
@@ -126,15 +157,15 @@ class PlaygroundEnv(Env):
             info=inner_info,
         )
         s = self._env.step(pg_state, jnp.asarray(action, jnp.float32))
-        nstate = self._to_ours(s, {"truncation": jnp.zeros((), jnp.float32)})
-        return cast_like(nstate, state, f"state of playground:{self._name}")
+        nstate = self._finish(self._to_ours(s), first=False)
+        return cast_like(nstate, state, f"state of {self._env_id}")
 
     @functools.cached_property
     def spec(self) -> EnvSpec:
         shapes = jax.eval_shape(self.reset, jax.random.PRNGKey(0))
         n = int(self._env.action_size)
         return EnvSpec(
-            env_id=f"playground:{self._name}",
+            env_id=self._env_id,
             observation_size=int(shapes.obs.shape[0]),
             action_kind="continuous",
             action_size=n,

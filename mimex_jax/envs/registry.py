@@ -7,7 +7,10 @@ Suites:
   ``brax:reacher_sparse`` / ``brax:pusher_sparse`` (keyword ``radius``), see
   :mod:`mimex_jax.envs.sparse`.
 - ``playground:<Name>``: MuJoCo Playground DM Control Suite tasks (``impl="jax"`` by default;
-  keywords are config entries), see :mod:`mimex_jax.envs.playground_suite`.
+  keywords are config entries), see :mod:`mimex_jax.envs.playground_suite`; Playground's
+  Franka Panda tasks ``PandaPickCube``, ``PandaOpenCabinet``, ``PandaRobotiqPushCube`` and
+  their sparse-success versions ``playground:PandaPickCubeSparse`` (etc.; keyword
+  ``success_threshold``), see :mod:`mimex_jax.envs.manipulation`.
 - ``gymnax:<id>``: gymnax envs (keywords: constructor args such as DeepSea's ``size``, and
   ``EnvParams`` fields), see :mod:`mimex_jax.envs.gymnax_suite`.
 - ``minigrid:<name>``: MiniGrid tasks of xminigrid (optional extra ``envs``), e.g.
@@ -54,8 +57,11 @@ def _playground_names() -> list[str]:
 
 
 def _make_playground(name: str, overrides: dict) -> Env:
+    from mimex_jax.envs.manipulation import SPARSE_PANDA_TASKS, PandaSparseEnv
     from mimex_jax.envs.playground_suite import PlaygroundEnv
 
+    if name in SPARSE_PANDA_TASKS:
+        return PandaSparseEnv(name, **overrides)
     return PlaygroundEnv(name, **overrides)
 
 

@@ -107,6 +107,36 @@ class SparsePusher(_SparseBraxTask):
 SPARSE_TASKS = {"reacher_sparse": SparseReacher, "pusher_sparse": SparsePusher}
 
 
+def random_policy_episodes(env, episodes: int, num_envs: int, seed: int,
+                           episode_length: int) -> tuple:
+    """Per episode of uniformly random actions (U[-1, 1]) on an unbatched sparse env: the
+    minimum of ``metrics["goal_distance"]`` (``inf`` when the env has none) and whether
+    ``metrics["success"]`` was ever 1. Returns two numpy arrays of length ``episodes``."""
+    import numpy as np
+
+    def episode_batch(key):
+        k_reset, k_act = jax.random.split(key)
+        state = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
+
+        def body(carry, k):
+            s, min_d, hit = carry
+            a = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
+            s = jax.vmap(env.step)(s, a)
+            d = s.metrics.get("goal_distance", jnp.full((num_envs,), jnp.inf))
+            return (s, jnp.minimum(min_d, d), jnp.maximum(hit, s.metrics["success"])), None
+
+        init = (state, jnp.full((num_envs,), jnp.inf), jnp.zeros((num_envs,)))
+        (_, min_d, hit), _ = jax.lax.scan(body, init, jax.random.split(k_act, episode_length))
+        return min_d, hit
+
+    run = jax.jit(episode_batch)
+    keys = jax.random.split(jax.random.PRNGKey(seed), -(-episodes // num_envs))
+    out = [tuple(np.asarray(x) for x in run(k)) for k in keys]
+    min_d = np.concatenate([o[0] for o in out])[:episodes]
+    hit = np.concatenate([o[1] for o in out])[:episodes]
+    return min_d, hit
+
+
 def _measure(task: str, radius: float | None, episodes: int, num_envs: int, seed: int,
              episode_length: int) -> dict:
     """Random-policy success rate and min goal distance over ``episodes`` episodes."""
@@ -114,24 +144,7 @@ def _measure(task: str, radius: float | None, episodes: int, num_envs: int, seed
 
     env = SPARSE_TASKS[task](**({} if radius is None else {"radius": radius}))
     episode_length = episode_length or env.spec.episode_length
-
-    def episode_batch(key):
-        k_reset, k_act = jax.random.split(key)
-        state = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
-
-        def body(carry, k):
-            s, min_d = carry
-            a = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
-            s = jax.vmap(env.step)(s, a)
-            return (s, jnp.minimum(min_d, s.metrics["goal_distance"])), None
-
-        init = (state, jnp.full((num_envs,), jnp.inf))
-        (_, min_d), _ = jax.lax.scan(body, init, jax.random.split(k_act, episode_length))
-        return min_d
-
-    run = jax.jit(episode_batch)
-    keys = jax.random.split(jax.random.PRNGKey(seed), -(-episodes // num_envs))
-    min_d = np.concatenate([np.asarray(run(k)) for k in keys])[:episodes]
+    min_d, _ = random_policy_episodes(env, episodes, num_envs, seed, episode_length)
     return {
         "task": task,
         "radius": env.radius,
