@@ -12,18 +12,22 @@ import numpy as np
 import pytest
 
 # Unit tests check what a program computes, not how fast it runs, and most of this suite's
-# CPU time is XLA compiling small programs. Two XLA CPU options change the machine code
-# generated, not the HLO semantics under test: LLVM optimisation level 0, and the legacy
-# loop emitters instead of the MLIR fusion emitters. Together they compile the tiny MIMEx
-# trainer 2.3x faster (13.6 -> 5.9 s of CPU, jax 0.10.2, 2-core VM) and halve the
-# suite's CPU time. Under them, programs of different shapes may round differently in the
-# last bits (chunked vs one-call training: relative 1e-6), so tests/test_loop.py compares
-# those to float tolerance and keeps bit-exactness for resume, which reruns the same
-# programs. Set MIMEX_TEST_XLA_FLAGS to test under other options (benchmarks never run
-# under this file); the flags are only added when XLA_FLAGS does not already choose them.
+# CPU time is XLA compiling small programs. Three XLA CPU options change how machine code is
+# generated, not the HLO semantics under test: LLVM optimisation level 0, the legacy loop
+# emitters instead of the MLIR fusion emitters, and one LLVM module per program instead of
+# pieces compiled on a thread pool (the suite's two xdist workers already use both cores).
+# CPU seconds to compile the tiny MIMEx trainer (jax 0.10.2, 2-core VM, pairs measured side
+# by side): -O0 alone 13.6, with the legacy emitters 5.9; with them 4.2-5.7, adding one
+# module 3.6-3.7. The suite's CPU time roughly halves. Under them, programs of different
+# shapes may round differently in the last bits (chunked vs one-call training: relative
+# 1e-6), so tests/test_loop.py compares those to float tolerance and keeps bit-exactness for
+# resume, which reruns the same programs. Set MIMEX_TEST_XLA_FLAGS to test under other
+# options (benchmarks never run under this file); a flag is only added when XLA_FLAGS does
+# not already choose it.
 TEST_XLA_FLAGS = os.environ.get(
     "MIMEX_TEST_XLA_FLAGS",
-    "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false")
+    "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
+    "--xla_cpu_parallel_codegen_split_count=1")
 _chosen = os.environ.get("XLA_FLAGS", "")
 os.environ["XLA_FLAGS"] = " ".join(
     [_chosen] + [f for f in TEST_XLA_FLAGS.split() if f.split("=")[0] not in _chosen]).strip()
