@@ -176,6 +176,15 @@ class ParamsEnv(Env):
         """The wrapped env's ``EnvParams`` in use (static; closed over by reset/step)."""
         return self._params
 
+    def _discrete_spec(self, env_id: str, num_actions: int, episode_length: int,
+                       has_success: bool, backend: str) -> EnvSpec:
+        """The spec of a discrete-action env with flat observations (sized by tracing reset)."""
+        shapes = jax.eval_shape(self.reset, jax.random.PRNGKey(0))
+        return EnvSpec(env_id=env_id, observation_size=int(shapes.obs.shape[0]),
+                       action_kind="discrete", action_size=int(num_actions),
+                       num_actions=int(num_actions), episode_length=int(episode_length),
+                       has_success=has_success, backend=backend)
+
 
 class Wrapper(Env):
     """Base of all wrappers: forwards ``reset``/``step``/``spec`` and unknown attributes."""

@@ -119,15 +119,7 @@ class CraftaxEnv(ParamsEnv):
 
     @functools.cached_property
     def spec(self) -> EnvSpec:
-        shapes = jax.eval_shape(self.reset, jax.random.PRNGKey(0))
-        n = int(self._env.action_space(self._params).n)
-        return EnvSpec(
-            env_id=f"craftax:{self._name}",
-            observation_size=int(shapes.obs.shape[0]),
-            action_kind="discrete",
-            action_size=n,
-            num_actions=n,
-            episode_length=int(self._params.max_timesteps),
-            has_success=False,
-            backend="craftax",
-        )
+        return self._discrete_spec(f"craftax:{self._name}",
+                                   self._env.action_space(self._params).n,
+                                   self._params.max_timesteps, has_success=False,
+                                   backend="craftax")

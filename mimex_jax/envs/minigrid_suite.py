@@ -118,15 +118,6 @@ class MiniGridEnv(ParamsEnv):
 
     @functools.cached_property
     def spec(self) -> EnvSpec:
-        shapes = jax.eval_shape(self.reset, jax.random.PRNGKey(0))
-        n = int(self._env.num_actions(self._params))
-        return EnvSpec(
-            env_id=f"minigrid:{self._name}",
-            observation_size=int(shapes.obs.shape[0]),
-            action_kind="discrete",
-            action_size=n,
-            num_actions=n,
-            episode_length=int(self._params.max_steps),
-            has_success=True,
-            backend="xminigrid",
-        )
+        return self._discrete_spec(f"minigrid:{self._name}", self._env.num_actions(self._params),
+                                   self._params.max_steps, has_success=True,
+                                   backend="xminigrid")
