@@ -16,9 +16,10 @@ import pytest
 # generated, not the HLO semantics under test: LLVM optimisation level 0, the legacy loop
 # emitters instead of the MLIR fusion emitters, and one LLVM module per program instead of
 # pieces compiled on a thread pool (the suite's two xdist workers already use both cores).
-# CPU seconds to compile the tiny MIMEx trainer (jax 0.10.2, 2-core VM, pairs measured side
-# by side): -O0 alone 13.6, with the legacy emitters 5.9; with them 4.2-5.7, adding one
-# module 3.6-3.7. The suite's CPU time roughly halves. Under them, programs of different
+# CPU seconds to compile the tiny MIMEx trainer (`benchmarks/compile_cost.py`, jax 0.10.2,
+# quiet 2-core VM, 2026-12-02): -O0 alone 13.4, with the legacy emitters 5.2, with one
+# module too 5.0 (a larger gain earlier under load: 4.2-5.7 -> 3.6-3.7). The suite's CPU
+# time about halves (1024 -> 508 s, cold). Under them, programs of different
 # shapes may round differently in the last bits (chunked vs one-call training: relative
 # 1e-6), so tests/test_loop.py compares those to float tolerance and keeps bit-exactness for
 # resume, which reruns the same programs. Set MIMEX_TEST_XLA_FLAGS to test under other
