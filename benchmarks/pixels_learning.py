@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def config(args: argparse.Namespace, reward: str) -> TrainConfig:
     return TrainConfig(
         episode_length=args.episode_length,
-        env_id=args.env, num_envs=args.num_envs, rollout_len=args.rollout, epochs=4,
+        env_id=args.env, num_envs=args.num_envs, rollout_len=args.rollout, epochs=args.epochs,
         minibatches=4, total_steps=args.num_envs * args.rollout * args.iterations,
         reward=reward, embedding="encoder", normalize_intrinsic=True,
         actor_hidden=(64, 64), critic_hidden=(64, 64), activation="tanh",
@@ -80,9 +80,11 @@ def main() -> None:
                    help="comma list of rewards (mimex, none, rnd, icm) and 'initial'")
     p.add_argument("--episode-length", type=int, default=None,
                    help="time limit in agent steps (default: the task's)")
+    p.add_argument("--lr", type=float, default=3e-4, help="PPO (and reward-model) learning rate")
+    p.add_argument("--epochs", type=int, default=4, help="PPO epochs per iteration")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels_learning.json")
     args = p.parse_args()
-    hp = HParams(lr=3e-4, clip_eps=0.2, value_coef=0.5, entropy_coef=0.0, max_grad_norm=0.5,
+    hp = HParams(lr=args.lr, clip_eps=0.2, value_coef=0.5, entropy_coef=0.0, max_grad_norm=0.5,
                  gamma=0.99, lam=0.95, k_expl=0.5, mask_ratio=0.7)
     result = {"machine": machine(), "command": " ".join(["python"] + sys.argv),
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),

@@ -1,5 +1,8 @@
 """Evaluate a trained policy: mean return, success and length over fresh episodes.
 
+:func:`random_policy_returns` is the matching baseline: uniformly random actions on the
+same task (time limit and action repeat included), from state, without rendering.
+
 ``make_evaluate(cfg)`` returns a jittable ``evaluate(params, obs_stats, key, episodes,
 deterministic)`` that runs ``episodes`` environments in parallel for one full episode
 each (the task's time limit bounds the scan) and reports the first finished episode of
@@ -76,3 +79,41 @@ def make_evaluate(cfg: TrainConfig, episodes: int,
         return out
 
     return evaluate
+
+
+def random_policy_returns(cfg: TrainConfig, episodes: int, key: jax.Array) -> jax.Array:
+    """Returns ``[episodes]`` returns of a policy acting uniformly at random on ``cfg``'s task.
+
+    Actions are uniform over the action box (continuous) or the action set (discrete); the
+    task's time limit and, for pixel configs, its action repeat are kept, but the env is
+    stepped from state without rendering: a random policy ignores its observations, so the
+    returns are those of the pixel task at a fraction of the cost. Jit it yourself
+    (``jax.jit(random_policy_returns, static_argnums=(0, 1))``) or call it once.
+    """
+    if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
+        raise ValueError(f"episodes={episodes!r} is invalid; allowed: an integer >= 1")
+    limit = episode_limit(cfg)
+    repeat = cfg.pixel_config.action_repeat if cfg.pixel_config is not None else None
+    env = envs_lib.make(cfg.env_id, num_envs=episodes, episode_length=limit,
+                        auto_reset=False, action_repeat=repeat, **dict(cfg.env_kwargs))
+    spec = env.spec
+
+    def sample(k: jax.Array) -> jax.Array:
+        if spec.action_kind == "discrete":
+            return jax.random.randint(k, (episodes,), 0, spec.num_actions)
+        low = jnp.asarray(spec.action_low, jnp.float32)
+        high = jnp.asarray(spec.action_high, jnp.float32)
+        return jax.random.uniform(k, (episodes, spec.action_size), jnp.float32, low, high)
+
+    def one(carry, k):
+        state, seen, ret = carry
+        state = env.step(state, sample(k))
+        m = state.metrics
+        ret = ret + m["episode_done"] * (1.0 - seen) * m["episode_return"]
+        return (state, jnp.maximum(seen, m["episode_done"]), ret), None
+
+    k_reset, k_act = jax.random.split(key)
+    zeros = jnp.zeros((episodes,), jnp.float32)
+    (_, _, ret), _ = jax.lax.scan(one, (env.reset(k_reset), zeros, zeros),
+                                  jax.random.split(k_act, limit))
+    return ret

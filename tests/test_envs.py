@@ -371,3 +371,24 @@ def test_optional_warp_notice_is_dropped_other_output_kept(capsys) -> None:
         print("Failed to import mujoco_warp: No module named 'warp'")
         print("something else")
     assert capsys.readouterr().out == "something else\n"
+
+
+def test_random_policy_returns_keep_time_limit_and_action_repeat():
+    """MountainCar pays -1 per env step and a random policy never reaches the flag in 200
+    steps, so every episode returns exactly -200: with action repeat 2 (100 agent steps,
+    rewards summed over the repeat) as without it. A lost repeat would give -100."""
+    from mimex_jax.evaluate import random_policy_returns
+    from mimex_jax.trainer import TrainConfig
+
+    cfg = TrainConfig(env_id="gymnax:MountainCar-v0", num_envs=2)
+    once = random_policy_returns(cfg, 8, jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(once), np.full(8, -200.0))
+    env = envs.make("gymnax:MountainCar-v0", num_envs=2, action_repeat=2)
+    assert env.spec.episode_length == 100
+    state = env.step(env.reset(jax.random.key(1)), jnp.zeros((2,), jnp.int32))
+    np.testing.assert_array_equal(np.asarray(state.reward), [-2.0, -2.0])
+
+
+def test_make_rejects_bad_action_repeat():
+    with pytest.raises(ValueError, match="action_repeat=0 is invalid"):
+        envs.make("gymnax:MountainCar-v0", action_repeat=0)

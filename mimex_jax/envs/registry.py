@@ -159,6 +159,7 @@ def make(
     auto_reset: bool = True,
     clip_actions: bool = True,
     pixels: PixelConfig | None = None,
+    action_repeat: int | None = None,
     **overrides,
 ) -> Env:
     """Makes the env the trainer uses: adapter -> time limit -> stats -> batch -> auto-reset.
@@ -181,11 +182,22 @@ def make(
         ``num_envs``): action repeat inside the time limit (``episode_length`` then counts
         agent steps; the default is the task's length divided by the repeat), frames
         rendered for the whole batch after ``VecEnv``.
+      action_repeat: physics steps per agent step (rewards summed) for state observations,
+        e.g. to match a pixel run's dynamics; with ``pixels`` it must be ``None`` or equal
+        ``pixels.action_repeat``. As with pixels, ``episode_length`` then counts agent steps.
 
     Returns:
       An :class:`~mimex_jax.envs.base.Env`; ``env.spec`` describes one env.
     """
     suite, _ = _parse(env_id)
+    if action_repeat is not None and (isinstance(action_repeat, bool)
+                                      or not isinstance(action_repeat, int) or action_repeat < 1):
+        raise ValueError(f"action_repeat={action_repeat!r} is invalid; allowed: an integer >= 1")
+    if pixels is not None:
+        if action_repeat not in (None, pixels.action_repeat):
+            raise ValueError(f"action_repeat={action_repeat} conflicts with "
+                             f"pixels.action_repeat={pixels.action_repeat}")
+        action_repeat = pixels.action_repeat
     key = _EPISODE_LENGTH_KEY.get(suite)
     if episode_length is not None and key is not None:
         if key in overrides and overrides[key] != episode_length:
@@ -193,11 +205,11 @@ def make(
                 f"episode_length={episode_length} conflicts with {key}={overrides[key]}"
             )
         overrides[key] = int(episode_length)
+    if pixels is not None and num_envs is None:
+        raise ValueError("pixel observations need num_envs (the renderer is batched)")
     env = make_base(env_id, **overrides)
-    if pixels is not None:
-        if num_envs is None:
-            raise ValueError("pixel observations need num_envs (the renderer is batched)")
-        env = ActionRepeat(env, pixels.action_repeat)
+    if action_repeat is not None and action_repeat > 1:
+        env = ActionRepeat(env, action_repeat)
     if suite not in _SELF_LIMITED:
         length = env.spec.episode_length if episode_length is None else episode_length
         if length is not None:
