@@ -49,7 +49,8 @@ def config(args: argparse.Namespace, reward: str) -> TrainConfig:
         reward=reward, embedding="encoder", normalize_intrinsic=True,
         actor_hidden=(64, 64), critic_hidden=(64, 64), activation="tanh",
         lr_schedule="constant", observation="pixels",
-        pixels=(("height", args.size), ("width", args.size)))
+        pixels=(("height", args.size), ("width", args.size), ("proprio", args.proprio),
+                ("encoder", args.encoder)))
 
 
 def seed_row(metrics: dict[str, np.ndarray], steps_per_iteration: int) -> dict:
@@ -82,6 +83,9 @@ def main() -> None:
                    help="time limit in agent steps (default: the task's)")
     p.add_argument("--lr", type=float, default=3e-4, help="PPO (and reward-model) learning rate")
     p.add_argument("--epochs", type=int, default=4, help="PPO epochs per iteration")
+    p.add_argument("--proprio", action="store_true",
+                   help="proprioception (the state vector) beside the image")
+    p.add_argument("--encoder", default="conv", help="conv (learned), random_conv or vit")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels_learning.json")
     args = p.parse_args()
     hp = HParams(lr=args.lr, clip_eps=0.2, value_coef=0.5, entropy_coef=0.0, max_grad_norm=0.5,

@@ -35,6 +35,9 @@ XML = f"""
 <mujoco>
   <worldbody>
     <light pos="0 -1 3" dir="0 0.3 -1"/>
+    <!-- a camera before "front", which makes "front" camera 1: frames must come from the
+         camera asked for, not from the model's first one -->
+    <camera name="above" pos="0 0 {DEPTH}" xyaxes="1 0 0 0 1 0" fovy="{FOVY}"/>
     <camera name="front" pos="0 -{DEPTH} 0" xyaxes="1 0 0 0 0 1" fovy="{FOVY}"/>
     <body name="ball">
       <joint name="x" type="slide" axis="1 0 0"/>
@@ -225,7 +228,7 @@ def test_wrapper_refuses_unbatched_and_non_mujoco_envs():
     with pytest.raises(ValueError, match="wraps a VecEnv"):
         PixelObservation(Slider(), PixelConfig())
     with pytest.raises(ValueError, match="pixels.camera='nope' is invalid; allowed: one of "
-                                         r"\['front'\]"):
+                                         r"\['above', 'front'\]"):
         PixelObservation(VecEnv(Slider(), 2), PixelConfig(camera="nope"))
 
 

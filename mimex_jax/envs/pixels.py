@@ -310,7 +310,9 @@ class PixelObservation(Wrapper):
                     "_impl.light_xdir": jnp.einsum("lij,lj->li", rot, ld)})
             dw = mjx.refit_bvh(self._mw, dw, self._rcp)
             rgb, _, _ = mjx.render(self._mw, dw, self._rcp)
-            return mjx.get_rgb(self._rcp, self._cam, rgb)
+            # the context renders only the active camera: its index there is 0, whatever
+            # the camera's id in the model
+            return mjx.get_rgb(self._rcp, 0, rgb)
 
         rgb = jax.vmap(one)(data)
         return jnp.round(rgb * 255.0).astype(jnp.uint8)
