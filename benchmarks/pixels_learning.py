@@ -45,12 +45,13 @@ def config(args: argparse.Namespace, reward: str) -> TrainConfig:
     return TrainConfig(
         episode_length=args.episode_length,
         env_id=args.env, num_envs=args.num_envs, rollout_len=args.rollout, epochs=args.epochs,
-        minibatches=4, total_steps=args.num_envs * args.rollout * args.iterations,
+        minibatches=args.minibatches, total_steps=args.num_envs * args.rollout * args.iterations,
         reward=reward, embedding="encoder", normalize_intrinsic=True,
         actor_hidden=(64, 64), critic_hidden=(64, 64), activation="tanh",
         lr_schedule="constant", observation="pixels",
         pixels=(("height", args.size), ("width", args.size), ("proprio", args.proprio),
-                ("encoder", args.encoder)))
+                ("encoder", args.encoder)) + (
+                   (("camera", args.camera),) if args.camera else ()))
 
 
 def seed_row(metrics: dict[str, np.ndarray], steps_per_iteration: int) -> dict:
@@ -83,6 +84,8 @@ def main() -> None:
                    help="time limit in agent steps (default: the task's)")
     p.add_argument("--lr", type=float, default=3e-4, help="PPO (and reward-model) learning rate")
     p.add_argument("--epochs", type=int, default=4, help="PPO epochs per iteration")
+    p.add_argument("--minibatches", type=int, default=4, help="PPO minibatches per epoch")
+    p.add_argument("--camera", default=None, help="camera name (default: the task's)")
     p.add_argument("--proprio", action="store_true",
                    help="proprioception (the state vector) beside the image")
     p.add_argument("--encoder", default="conv", help="conv (learned), random_conv or vit")
