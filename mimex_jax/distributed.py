@@ -9,8 +9,9 @@ A run uses a 2-D device mesh with axes ``("sweep", "data")``:
     members, and no collective crosses this axis.
 ``data``
     One run's environment batch. The env axis of the leaves that carry one (every leaf of
-    ``env_state`` with a leading ``num_envs`` axis, and the sequence ``window``) is split
-    over ``data``; everything else (agent and reward-model parameters, optimiser states,
+    ``env_state`` with a leading ``num_envs`` axis, the sequence ``window``, and DrQ-v2's
+    replay ``buffer``, whose rings are per env) is split over ``data``; everything else
+    (agent and reward-model parameters, optimiser states,
     observation statistics, projection, RNG key, iteration counter) is replicated. The step
     is the single-device code: XLA's SPMD partitioner splits it along the sharded axis,
     and because every loss is a mean over the whole batch, the gradients it
@@ -241,13 +242,14 @@ def under_mesh(fn: Callable, mesh: Mesh) -> Callable:
 def state_specs(template: Any, num_envs: int, sweep: bool) -> Any:
     """A ``PartitionSpec`` per leaf of a :class:`~mimex_jax.trainer.TrainState`.
 
-    ``template`` is ONE member's state (or its shapes). ``env_state`` leaves with a leading
-    ``num_envs`` axis and ``window`` get ``P("data")``; every other leaf ``P()``
+    ``template`` is ONE member's state (or its shapes). ``env_state``, ``window`` and
+    ``buffer`` (DrQ-v2's replay rings) leaves with a leading ``num_envs`` axis get
+    ``P("data")``: each device stores its own envs' replay slots; every other leaf ``P()``
     (replicated). With ``sweep`` every spec gets ``"sweep"`` in front (the member axis).
     """
     def spec(path: tuple, leaf: Any) -> P:
         top = getattr(path[0], "name", None)
-        env_leaf = top in ("env_state", "window") and getattr(leaf, "ndim", 0) >= 1 \
+        env_leaf = top in ("env_state", "window", "buffer") and getattr(leaf, "ndim", 0) >= 1 \
             and leaf.shape[0] == num_envs
         inner = ("data",) if env_leaf else ()
         return P(*((("sweep",) if sweep else ()) + inner))

@@ -130,7 +130,35 @@ def check_sweep_and_checkpoint() -> dict:
     return out
 
 
+# DrQ-v2 from state with MIMEx on replayed sequences, 4 x 2 envs: the replay rings are
+# per env, so they are split over the data axis with the envs.
+DRQ = TrainConfig(
+    agent="drqv2", env_id="gymnax:Pendulum-v1", num_envs=8, total_steps=8 * 2 * 3,
+    reward="mimex", seq_len=2,
+    mimex=(("embed_dim", 8), ("depth", 1), ("num_heads", 2), ("decoder_embed_dim", 8),
+           ("decoder_num_heads", 2)),
+    drqv2=(("batch_size", 8), ("hidden_dim", 16), ("feature_dim", 4), ("num_expl_steps", 8),
+           ("num_seed_steps", 8), ("buffer_size", 64), ("update_every_steps", 2)))
+
+
+def check_drqv2_data_parallel() -> dict:
+    """DrQ-v2 on 4 devices x 2 envs against 1 device x 8 envs; the buffer split by env."""
+    hp, key = HParams(), jax.random.key(3)
+    ref_state, ref_metrics, _ = _run_compiled(loop.make_runner(DRQ), hp, key, 3)
+    mesh = distributed.make_mesh(distributed.MeshPlan(data=4))
+    runner = loop.make_runner(DRQ, mesh=mesh)
+    state, metrics, _ = _run_compiled(runner, hp, key, 3)
+    state_diff, where = _max_diff(ref_state, state)
+    buf = jax.tree.leaves(state.buffer)
+    return {"ref_metrics": _lists(ref_metrics), "metrics": _lists(metrics),
+            "state_diff": state_diff, "state_diff_leaf": where,
+            "buffer_specs": sorted({str(x.sharding.spec) for x in buf}),
+            "buffer_shard_rows": sorted({x.addressable_shards[0].data.shape[0] for x in buf}),
+            "params_spec": str(jax.tree.leaves(state.params)[0].sharding.spec)}
+
+
 CHECKS: dict[str, Callable[[], dict]] = {
+    "drqv2_data_parallel": check_drqv2_data_parallel,
     "data_parallel": check_data_parallel,
     "sweep_and_checkpoint": check_sweep_and_checkpoint,
 }

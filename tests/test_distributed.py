@@ -72,6 +72,17 @@ def _assert_metrics_close(ref: dict, got: dict, **tol: float) -> None:
 # --- 4 forced CPU devices (subprocess) -------------------------------------------------------
 
 
+def test_drqv2_data_parallel_splits_replay_by_env(four_devices: dict) -> None:
+    """DrQ-v2 with MIMEx on replayed sequences: 4 devices x 2 envs compute the 8-env run,
+    and each device stores only its own envs' replay rings."""
+    r = _check(four_devices, "drqv2_data_parallel")
+    assert r["buffer_specs"] == ["P('data',)"]
+    assert r["buffer_shard_rows"] == [2]
+    assert r["params_spec"] == "P()"
+    _assert_metrics_close(r["ref_metrics"], r["metrics"], rtol=1e-3, atol=1e-5)
+    assert r["state_diff"] < 1e-3, r["state_diff_leaf"]
+
+
 def test_data_parallel_4x64_envs_equals_one_device_256_envs(four_devices: dict) -> None:
     r = _check(four_devices, "data_parallel")
     assert r["env_spec"] == "P('data',)" and r["window_spec"] == "P('data',)"

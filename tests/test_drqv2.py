@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -303,10 +304,21 @@ def _run(built, hp, seeds, iters):
 
 
 def test_fused_step_state_env_vmapped_seeds_and_exact_resume(tmp_path):
+    """Also the bonus's encoder options: an EMA copy (``ema_tau`` 0.25, initialised to the
+    encoder, moved ``tau`` of the way to it before each bonus update) read through the
+    actor's trunk (``bonus_features: actor_trunk``, ``feature_dim`` 4 wide, not the state
+    encoder's 12)."""
+    tau = 0.25
     cfg = TrainConfig(agent="drqv2", env_id="gymnax:Pendulum-v1", num_envs=2, total_steps=64,
-                      reward="mimex", seq_len=3, mimex=TINY_MIMEX, drqv2=SMALL)
+                      reward="mimex", seq_len=3, mimex=TINY_MIMEX,
+                      drqv2=SMALL + (("state_hidden", (12,)), ("ema_tau", tau),
+                                     ("bonus_features", "actor_trunk")))
     built = build(cfg)
     hp = HParams(lr=1e-3, mask_ratio=0.5)
+    first = jax.jit(built.init)(jax.random.key(0), hp)
+    chex.assert_trees_all_equal(first.bonus_encoder, first.params["encoder"])
+    widths = {x.shape[0] for x in jax.tree.leaves(first.reward_state.params) if x.ndim == 2}
+    assert 4 in widths and 12 not in widths, widths  # the reward model reads trunk features
     state, ms = _run(built, hp, [0, 1, 0], 4)
     # exact resume with a non-empty buffer: save, restore, continue == continue
     step = jax.jit(jax.vmap(built.update_step, in_axes=(0, None)))
@@ -315,9 +327,17 @@ def test_fused_step_state_env_vmapped_seeds_and_exact_resume(tmp_path):
         restored, _, _ = ckpt.restore(jax.eval_shape(lambda: state), cfg=cfg)
     a, ma = step(state, hp)
     b, mb = step(restored, hp)
-    for x, y in zip(jax.tree.leaves((a.params, a.buffer, ma)), jax.tree.leaves((b.params, b.buffer,
-                                                                               mb)), strict=True):
+    for x, y in zip(jax.tree.leaves((a.params, a.buffer, a.bonus_encoder, ma)),
+                    jax.tree.leaves((b.params, b.buffer, b.bonus_encoder, mb)), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # the EMA step of this update, from the encoder it started with
+    assert np.all(np.asarray(ma["updated"]) == 1.0)
+    chex.assert_trees_all_close(a.bonus_encoder, jax.tree.map(
+        lambda e, o: tau * e + (1 - tau) * o, state.params["encoder"], state.bonus_encoder),
+        rtol=1e-6, atol=1e-7)
+    assert max(float(np.max(np.abs(x - y))) for x, y in zip(
+        jax.tree.leaves(a.bonus_encoder), jax.tree.leaves(a.params["encoder"]),
+        strict=True)) > 0  # the copy lags the encoder
     assert [float(m["updated"][0]) for m in ms] == [0.0, 1.0, 1.0, 1.0]  # 8 seed steps
     last = ms[-1]
     for k in ("critic_loss", "actor_loss", "reward_int", "episode_return"):
@@ -428,6 +448,8 @@ def _cfg(**drq):
     ({"nstep": "three"}, r"train\.drqv2\.nstep='three' has the wrong type"),
     ({"bogus": 1}, r"unknown key train\.drqv2\.bogus"),
     ({"buffer_size": 16}, r"buffer_size=16 is invalid"),
+    ({"ema_tau": 0.0}, r"train\.drqv2\.ema_tau=0\.0 is invalid; allowed: in \(0, 1\]"),
+    ({"bonus_features": "actor"}, r"bonus_features='actor' is invalid; allowed"),
 ])
 def test_config_errors(drq, match):
     with pytest.raises(ConfigError, match=match):

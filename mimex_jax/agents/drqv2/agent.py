@@ -49,6 +49,7 @@ class DrQV2(NamedTuple):
     augment: Any      # (key, obs [B, *obs_shape]) -> [B, *obs_shape]
     augment_seq: Any  # (key, seq [B, T, *obs_shape]) -> same
     image: bool
+    actor_trunk: Any  # (actor_params, h [..., repr_dim]) -> [..., feature_dim]
 
 
 def soft_update(target: Any, online: Any, tau: float | jax.Array) -> Any:
@@ -81,6 +82,9 @@ def make_drqv2(cfg: DrQV2Config, obs_shape: tuple[int, ...], obs_dtype: Any,
 
     def augment(key, obs):
         return networks.random_shift(key, obs, cfg.aug_pad) if image else obs
+
+    def actor_trunk(actor_params, h):
+        return networks.Trunk(cfg.feature_dim).apply({"params": actor_params["trunk"]}, h)
 
     def augment_seq(key, seq):
         return networks.random_shift_seq(key, seq, cfg.aug_pad) if image else seq
@@ -155,4 +159,4 @@ def make_drqv2(cfg: DrQV2Config, obs_shape: tuple[int, ...], obs_dtype: Any,
                    "batch_reward": jnp.mean(batch.reward), "stddev": std}
         return AgentState(new_params, target, critic_opt, actor_opt), metrics
 
-    return DrQV2(Agent(init, act, update), encode, augment, augment_seq, image)
+    return DrQV2(Agent(init, act, update), encode, augment, augment_seq, image, actor_trunk)

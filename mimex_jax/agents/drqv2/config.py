@@ -8,6 +8,7 @@ import re
 from mimex_jax.agents.drqv2.replay import SEQ_TYPES
 from mimex_jax.rewards.base import require
 
+BONUS_FEATURES = ("encoder", "actor_trunk")
 _LINEAR = re.compile(r"^\s*linear\(\s*([^,]+),\s*([^,]+),\s*([^,)]+)\)\s*$")
 
 
@@ -67,6 +68,15 @@ class DrQV2Config:
         observation after it, both left-padded with zeros at the episode start; ``full2``
         / ``full`` = the same, but moved to the episode's first T observations instead of
         padding (:mod:`mimex_jax.agents.drqv2.replay`).
+      ema_tau: the bonus's encoder (the original's ``use_ema_encoder`` / ``ema_tau``):
+        ``1.0`` (default) encodes the bonus's observations with the current encoder; below
+        1 with an exponential moving average of it, kept in the train state, initialised
+        to the encoder and updated ``ema <- tau * encoder + (1 - tau) * ema`` right before
+        each bonus update (as the original's ``get_seq_expl_r``).
+      bonus_features: what the bonus sees of an observation (the original's
+        ``use_actor_feat``): ``"encoder"`` (default) the encoder output, ``"actor_trunk"``
+        the actor's trunk (Linear, LayerNorm, tanh) on it, ``feature_dim`` wide; both
+        detached.
     """
 
     batch_size: int = 256
@@ -84,6 +94,8 @@ class DrQV2Config:
     aug_pad: int = 4
     state_hidden: tuple[int, ...] = ()
     seq_type: str = "pad2"
+    ema_tau: float = 1.0
+    bonus_features: str = "encoder"
 
     def __post_init__(self) -> None:
         for f in ("batch_size", "nstep", "update_every_steps", "updates_per_step",
@@ -101,6 +113,10 @@ class DrQV2Config:
                 isinstance(self.critic_target_tau, (int, float))
                 and 0 < self.critic_target_tau <= 1, "in (0, 1]")
         require("seq_type", self.seq_type, self.seq_type in SEQ_TYPES, str(SEQ_TYPES))
+        require("ema_tau", self.ema_tau, isinstance(self.ema_tau, (int, float))
+                and not isinstance(self.ema_tau, bool) and 0 < self.ema_tau <= 1, "in (0, 1]")
+        require("bonus_features", self.bonus_features,
+                self.bonus_features in BONUS_FEATURES, str(BONUS_FEATURES))
         require("state_hidden", self.state_hidden, all(
             isinstance(w, int) and w >= 1 for w in self.state_hidden),
             "a list of integers >= 1 (empty: no state encoder)")

@@ -39,8 +39,9 @@ import jax.numpy as jnp
 from mimex_jax import envs as envs_lib
 from mimex_jax.agents.base import AgentDef
 from mimex_jax.agents.drqv2 import replay
-from mimex_jax.agents.drqv2.agent import AgentState, Batch, make_drqv2
+from mimex_jax.agents.drqv2.agent import AgentState, Batch, make_drqv2, soft_update
 from mimex_jax.agents.drqv2.config import DrQV2Config
+from mimex_jax.distributed import constrain_envs
 from mimex_jax.rewards import RewardBatch
 from mimex_jax.rewards.base import require
 from mimex_jax.trainer import (
@@ -59,7 +60,8 @@ _EPISODE_KEYS = ("episode_done", "episode_return", "episode_length", "episode_su
 
 class DrQV2TrainState(NamedTuple):
     """``params`` (encoder, actor, critic) and ``obs_stats`` (unused, ``()``) keep the names
-    evaluation reads; ``buffer`` is the replay buffer."""
+    evaluation reads; ``buffer`` is the replay buffer; ``bonus_encoder`` the EMA copy of
+    the encoder the bonus reads (``drqv2.ema_tau < 1``), else ``()``."""
 
     params: dict
     target: Any
@@ -71,6 +73,7 @@ class DrQV2TrainState(NamedTuple):
     obs_stats: tuple
     key: jax.Array
     iteration: jax.Array
+    bonus_encoder: Any = ()
 
 
 def drqv2_config(cfg: TrainConfig) -> DrQV2Config:
@@ -155,7 +158,9 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
                                                      obs_aval.dtype)).params["encoder"],
                              jnp.zeros((1,) + obs_aval.shape[1:], obs_aval.dtype)),
         jax.random.key(0)).shape[-1]
-    reward_fn = make_reward(cfg, repr_dim, a_dim, False)
+    trunk_features = d.bonus_features == "actor_trunk"
+    ema = d.ema_tau < 1 and cfg.reward != "none"
+    reward_fn = make_reward(cfg, d.feature_dim if trunk_features else repr_dim, a_dim, False)
     n_iter = cfg.num_iterations
     per_iter = _steps_per_iteration(cfg)
 
@@ -164,17 +169,20 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
         env_state = env.reset(k_env)
         ag = agent.init(k_agent, env_state.obs[:1])
         buf = replay.init(env_state.obs, a_dim, capacity, k)
-        feats = jnp.zeros((d.batch_size, repr_dim))
-        dummy = RewardBatch(seq=jnp.zeros((d.batch_size, max(cfg.seq_len, 1), repr_dim)),
+        bonus_dim = d.feature_dim if trunk_features else repr_dim
+        feats = jnp.zeros((d.batch_size, bonus_dim))
+        dummy = RewardBatch(seq=jnp.zeros((d.batch_size, max(cfg.seq_len, 1), bonus_dim)),
                             obs=feats, next_obs=feats, action=jnp.zeros((d.batch_size, a_dim)))
         reward_state = apply_bonus_hparams(cfg, reward_fn.init(k_rew, dummy), hp)
         return DrQV2TrainState(ag.params, ag.target, ag.critic_opt, ag.actor_opt, reward_state,
-                               env_state, buf, (), key, jnp.zeros((), jnp.int32))
+                               env_state, buf, (), key, jnp.zeros((), jnp.int32),
+                               ag.params["encoder"] if ema else ())
 
     def collect(state: DrQV2TrainState, hp: HParams):
         """Stage 1: ``update_every_steps`` batched env steps into the buffer."""
         def one(carry, inp):
-            env_state, buf = carry
+            # data parallelism: envs and their replay rings stay split over the env axis
+            env_state, buf = constrain_envs(carry, 0, n)
             k, s = inp
             step = (state.iteration * d.update_every_steps + s) * n
             action = agent.act(state.params, env_state.obs, k, step)
@@ -192,24 +200,33 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
             one, (state.env_state, state.buffer), (keys, jnp.arange(d.update_every_steps)))
         return env_state, buf, ep, rewards, key, k_upd
 
-    def features(params, key, s: replay.Sample) -> RewardBatch:
-        """What the bonus sees: augmented, detached encoder features."""
+    def features(params, enc_params, key, s: replay.Sample) -> RewardBatch:
+        """What the bonus sees: augmented, detached features of ``enc_params`` (the
+        encoder or its EMA copy), through the actor's trunk with ``actor_trunk``."""
         k_seq, k_obs, k_next = jax.random.split(key, 3)
-        enc = lambda x: jax.lax.stop_gradient(drq.encode(params["encoder"], x))  # noqa: E731
+
+        def enc(x):
+            h = drq.encode(enc_params, x)
+            if trunk_features:
+                h = drq.actor_trunk(params["actor"], h)
+            return jax.lax.stop_gradient(h)
+
         seq = enc(drq.augment_seq(k_seq, s.seq)) if s.seq is not None else None
         obs = enc(drq.augment(k_obs, s.obs)) if cfg.reward in ("rnd", "icm") else None
         nxt = enc(drq.augment(k_next, s.next_obs)) if cfg.reward == "icm" else None
         return RewardBatch(seq=seq, obs=obs, next_obs=nxt, action=s.action)
 
     def one_update(carry, key, hp: HParams, step, w):
-        ag, reward_state, buf = carry
+        ag, reward_state, buf, bonus_enc = carry
         k_sample, k_feat, k_rew, k_agent = jax.random.split(key, 4)
         s = replay.sample(buf, k_sample, d.batch_size, d.nstep, hp.gamma, seq_len,
                            d.seq_type, k)
         if cfg.reward == "none":
             r_int, r_metrics = jnp.zeros_like(s.reward), {}
         else:
-            rb = features(ag.params, k_feat, s)
+            if ema:
+                bonus_enc = soft_update(bonus_enc, ag.params["encoder"], d.ema_tau)
+            rb = features(ag.params, bonus_enc if ema else ag.params["encoder"], k_feat, s)
             reward_state, r_int, r_metrics = reward_fn.update(reward_state, rb, k_rew)
         batch = Batch(s.obs, s.action, s.reward + hp.k_expl * w * r_int, s.discount,
                       s.next_obs)
@@ -217,7 +234,7 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
         metrics = {"reward_int": jnp.mean(r_int), "reward_int_std": jnp.std(r_int),
                    "nstep_mean": jnp.mean(s.steps.astype(jnp.float32)), **a_metrics,
                    **{f"reward_model/{k}": v for k, v in r_metrics.items()}}
-        return (ag, reward_state, buf), metrics
+        return (ag, reward_state, buf, bonus_enc), metrics
 
     def learn(state: DrQV2TrainState, hp: HParams, buf: replay.Replay, key: jax.Array):
         """Stage 2: ``updates_per_step`` agent (+ bonus) updates, after the seed phase."""
@@ -231,25 +248,26 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
             carry, m = jax.lax.scan(lambda c, k: one_update(c, k, hp, step, w), carry, keys)
             return carry, jax.tree.map(jnp.mean, m)
 
-        shapes = jax.eval_shape(run, (ag, reward_state, buf))[1]
+        carry = (ag, reward_state, buf, state.bonus_encoder)
+        shapes = jax.eval_shape(run, carry)[1]
         skip = lambda carry: (carry, jax.tree.map(  # noqa: E731
             lambda x: jnp.zeros(x.shape, x.dtype), shapes))
-        (ag, reward_state, _), metrics = jax.lax.cond(step >= d.num_seed_steps, run, skip,
-                                                      (ag, reward_state, buf))
+        (ag, reward_state, _, bonus_enc), metrics = jax.lax.cond(
+            step >= d.num_seed_steps, run, skip, carry)
         metrics["updated"] = (step >= d.num_seed_steps).astype(jnp.float32)
         metrics["expl_weight"] = hp.k_expl * w
-        return ag, reward_state, metrics
+        return ag, reward_state, bonus_enc, metrics
 
     def update_step(state: DrQV2TrainState, hp: HParams) -> tuple[DrQV2TrainState, dict]:
         env_state, buf, ep, rewards, key, k_upd = collect(state, hp)
-        ag, reward_state, l_metrics = learn(state, hp, buf, k_upd)
+        ag, reward_state, bonus_enc, l_metrics = learn(state, hp, buf, k_upd)
         metrics = {
             **episode_metrics(ep),
             "reward_ext": jnp.mean(rewards),
             **l_metrics,
         }
         new = DrQV2TrainState(ag.params, ag.target, ag.critic_opt, ag.actor_opt, reward_state,
-                              env_state, buf, (), key, state.iteration + 1)
+                              env_state, buf, (), key, state.iteration + 1, bonus_enc)
         return new, metrics
 
     def train(key: jax.Array, hp: HParams) -> tuple[DrQV2TrainState, dict]:
@@ -264,7 +282,8 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
         if cfg.reward == "none":
             return state.reward_state, jnp.zeros_like(s.reward), {}
         return reward_fn.update(apply_bonus_hparams(cfg, state.reward_state, hp),
-                                features(state.params, k_feat, s), k_rew)
+                                features(state.params, state.bonus_encoder if ema
+                                         else state.params["encoder"], k_feat, s), k_rew)
 
     return Built(init, update_step, train, env,
                  Stages(collect, score, lambda state, hp, col: learn(state, hp, col[1],
