@@ -89,6 +89,12 @@ def test_members_train_one_by_one_exactly_as_alone(together, capsys) -> None:
         for has_success in (True, False):
             row = ex.seed_row(_inst(), CFG, metrics, final, i, has_success)
             assert row == ex.seed_row(_inst(), CFG, m1, f1, 0, has_success)
+    # the initial states, stacked, are each member's own
+    states = ex.init_members(CFG, MEMBERS)
+    for i, (seed, hp) in enumerate(MEMBERS):
+        alone = runner.init(jax.random.key(seed), hp)
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a[i], b),
+                     states.params, alone.params)
     # the members are different runs: seeds and hparams reach the program
     for a, b in ((0, 1), (0, 2)):
         assert not np.array_equal(metrics["value_loss"][a], metrics["value_loss"][b])
@@ -209,3 +215,25 @@ def test_training_episode_scores() -> None:
     none = task.metric_scores(inst, {**metrics, "episodes": np.array([[1, 0, 0, 0.0]])}, 0)
     assert none["late_return"] is None and none["late_episodes"] == 0
     assert task.seed_scores(inst, np.array([1, 0, 0, 0]), np.zeros(4))["late_success"] is None
+
+
+@pytest.mark.slow
+def test_cartpole_pixels_quick_end_to_end(tmp_path: Path) -> None:
+    """The real task, ``--quick``, two methods x two seeds (compiles for minutes here)."""
+    pytest.importorskip("warp")
+    pytest.importorskip("mujoco_playground")
+    out = tmp_path / "px.json"
+    assert ex.main(["--tasks", "cartpole-swingup-sparse-pixels", "--quick", "--methods",
+                    "none", "mimex", "--seeds", "2", "--no-ablations", "--no-plot", "--out",
+                    str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [e["method"] for e in data["results"]] == ["none", "mimex"]
+    for e in data["results"]:
+        assert e["members_in_program"] == 2 and e["config"]["observation"] == "pixels"
+        assert e["budget"] == {"env_steps_per_seed": 256, "iterations": 2, "num_envs": 4,
+                               "rollout_len": 32, "eval_episodes": 0}
+        for s in e["seeds"]:
+            assert s["final_return"] is None and s["reward_collected"] >= 0.0
+            assert len(s["return_per_iteration"]) == 2
+    md = out.with_suffix(".md").read_text()
+    assert "its seeds one after another" in md and "## cartpole-swingup-sparse-pixels" in md

@@ -67,7 +67,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--tasks", nargs="*", default=default_tasks(), choices=list(TASKS),
                    help="tasks of the main comparison (none given: ablations only; opt-in "
-                        "tasks: " + (", ".join(n for n, t in TASKS.items() if not t.default)
+                        "tasks: " + (", ".join(n + (f" ({t.note})" if t.note else "")
+                                               for n, t in TASKS.items() if not t.default)
                                      or "none") + ")")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                    choices=list(METHODS))

@@ -1,4 +1,5 @@
-"""Running the exploration benchmark: vmapped training, per-seed rows, result JSON, compare."""
+"""Running the exploration benchmark: vmapped training (pixel configs: members one after
+another through one compiled program), per-seed rows, result JSON, compare."""
 
 from __future__ import annotations
 

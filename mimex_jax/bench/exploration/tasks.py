@@ -62,6 +62,7 @@ class Task:
       final_eval: whether the final policies are evaluated on fresh episodes (the
         ``final_*`` fields); ``False`` (every ``final_*`` is ``None``) for a task scored
         from its training episodes, whose eval episodes would cost too much.
+      note: a few words for ``--help`` beside an opt-in task's name (its budget, its cost).
     """
 
     name: str
@@ -76,6 +77,7 @@ class Task:
     quick_seeds: int = 5
     default: bool = True
     final_eval: bool = True
+    note: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -461,8 +463,9 @@ _CRAFTAX_SCORES = (("late_return_pct_max", "return % of max, last 25% of trainin
 
 # the share of training iterations, at the end, whose finished episodes score a pixel seed
 PIXEL_LATE = 0.5
-# default PPO iterations of cartpole-swingup-sparse-pixels (16 envs x 32 steps each)
-CARTPOLE_PIXELS_ITERATIONS = 40
+# default PPO iterations of cartpole-swingup-sparse-pixels (4 envs x 32 steps each), sized in
+# :func:`_cartpole_pixels`'s docstring
+CARTPOLE_PIXELS_ITERATIONS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -519,9 +522,22 @@ def pixel_num_envs(args: argparse.Namespace, quick: int, default: int) -> int:
 
 
 def _cartpole_pixels(args: argparse.Namespace) -> list[Instance]:
-    """Cart-pole swing-up (sparse) from 64x64 pixels with the state task's PPO settings.
+    """Cart-pole swing-up (sparse) from 64x64 pixels with the state task's PPO settings
+    (rollout 32 instead of 64: 1.8x more env steps/s here, measured below).
 
-    Budget (CPU_DEFAULT_NOTE): PLACEHOLDER
+    Default budget: 4 envs x 32 steps x 64 iterations = 8,192 env steps per seed (16,384
+    physics steps; 4 finished 500-step episodes per env), sized for none / RND / ICM /
+    MIMEx x 5 seeds in about an hour on the shared 2-core CPU (far below what learning the
+    task takes). Measured 2026-12-02 07:27-07:32 UTC, load average 5.2-6.6, with
+    ``python -m mimex_jax.bench.exploration --tasks cartpole-swingup-sparse-pixels --methods
+    none rnd icm mimex --seeds 1 --iterations 3 --chunk 1 --no-ablations``: after each
+    method's first chunk, every 128-step iteration took 2.0-2.5 s (median 2.15 s over the 8,
+    about 60 env steps/s, no method slower than another); each method's run took 46-86 s
+    more than its iterations (compiles, env and renderer set-up; MIMEx the most). Estimate:
+    20 runs x 64 x 2.15 s + 4 x ~65 s = about 51 minutes. Rollout 64 (4 envs), the same
+    command at 07:21-07:27 UTC (load 4.7-6.0): 7.0-8.4 s per 256-step iteration (30-37
+    env steps/s); 16 envs x rollout 32 (06:58-07:09 UTC, load 2.8-4.7): 18.4-36.8 s per
+    512-step iteration (14-28 env steps/s). ``--quick``: 2 iterations, a smoke run.
     """
     its = args.iterations or (2 if args.quick else CARTPOLE_PIXELS_ITERATIONS)
     n = pixel_num_envs(args, 4, 4)
@@ -585,20 +601,23 @@ for _task in (
                 _craftax("craftax-classic", "Craftax-Classic-Symbolic-v1"),
                 scores=_CRAFTAX_SCORES, curve="return", has_success=False, default=False,
                 final_eval=False, env_name="Craftax-Classic-Symbolic-v1"),
-    TrainingEpisodesTask(
-        "cartpole-swingup-sparse-pixels", "MuJoCo Playground CartpoleSwingupSparse from "
-        "64x64 pixels (camera fixed, 3 stacked frames, action repeat 2: 500-step episodes; "
-        "DrQ-v2 conv encoder, bonus on its detached features)", _cartpole_pixels,
-        scores=_PIXEL_SCORES, curve="return", default=False),
-    TrainingEpisodesTask(
-        "panda-open-cabinet-sparse-pixels", "MuJoCo Playground PandaOpenCabinetSparse from "
-        "64x64 pixels (camera side, 3 stacked frames, 150-step episodes; reward 1 while the "
-        "handle is within 0.05 m of its target; needs MuJoCo Menagerie's Panda model)",
-        _panda_pixels, scores=_PANDA_SCORES, default=False),
     CraftaxTask("craftax", "Craftax-Symbolic-v1 (craftax, the full game; no success)",
                 _craftax("craftax", "Craftax-Symbolic-v1"), scores=_CRAFTAX_SCORES,
                 curve="return", has_success=False, default=False, final_eval=False,
                 env_name="Craftax-Symbolic-v1"),
+    TrainingEpisodesTask(
+        "cartpole-swingup-sparse-pixels", "MuJoCo Playground CartpoleSwingupSparse from "
+        "64x64 pixels (camera fixed, 3 stacked frames, action repeat 2: 500-step episodes; "
+        "DrQ-v2 conv encoder, bonus on its detached features)", _cartpole_pixels,
+        scores=_PIXEL_SCORES, curve="return", default=False,
+        note="8,192 env steps per seed, about 1 h for 4 methods x 5 seeds on 2 CPU cores; "
+             "GPU: --num-envs 256 --iterations 250"),
+    TrainingEpisodesTask(
+        "panda-open-cabinet-sparse-pixels", "MuJoCo Playground PandaOpenCabinetSparse from "
+        "64x64 pixels (camera side, 3 stacked frames, 150-step episodes; reward 1 while the "
+        "handle is within 0.05 m of its target; needs MuJoCo Menagerie's Panda model)",
+        _panda_pixels, scores=_PANDA_SCORES, default=False,
+        note="a GPU budget, 3.3M env steps per seed; CPU: --quick only"),
 ):
     register_task(_task)
 del _task
