@@ -3,14 +3,19 @@
     mimex-jax bench exploration                  # full suite (wall time in BENCHMARKS.md)
     mimex-jax bench exploration --quick          # default tasks, small budgets (see BENCHMARKS.md)
     mimex-jax bench exploration --tasks deepsea --methods none mimex --no-ablations
+    mimex-jax bench exploration --tasks cartpole-swingup-sparse-pixels --no-ablations  # ~1 h
     python benchmarks/exploration.py ...         # the same entry point
 
 For every task instance and method, the task's seeds train as ONE vmapped program
 (:func:`mimex_jax.loop.make_runner` with ``sweep=True``) with the same PPO settings and
-the same environment-step budget. Seeds per task are set on the task (``Task.seeds``,
-``Task.quick_seeds``): 10 for DeepSea and MiniGrid, whose runs cost seconds, 5 for the
-others; ``--seeds N`` overrides them all. Methods differ only in the intrinsic reward and its
-weight ``k_expl``:
+the same environment-step budget. Pixel tasks cannot be vmapped (MuJoCo Warp's render
+context fixes its number of worlds): their seeds train one after another through one
+compiled single-run program per instance and method, each exactly as it would alone, and
+their metrics are stacked as the vmapped program stacks them
+(:func:`~mimex_jax.bench.exploration.runner.train_members`). Seeds per task are set on the
+task (``Task.seeds``, ``Task.quick_seeds``): 10 for DeepSea and MiniGrid, whose runs cost
+seconds, 5 for the others; ``--seeds N`` overrides them all. Methods differ only in the
+intrinsic reward and its weight ``k_expl``:
 
 - ``none``: PPO on the extrinsic reward only;
 - ``rnd``, ``icm``: the original's RND and ICM (:mod:`mimex_jax.rewards`);
@@ -21,7 +26,8 @@ weight ``k_expl``:
 
 Every bonus is divided by its running std (``normalize_intrinsic``) so that one
 ``k_expl`` per task serves every method; ``k_expl`` was set once per task, not tuned per
-method. Rewards models see the raw observation (``embedding="obs"``).
+method. Rewards models see the raw observation (``embedding="obs"``; the pixel tasks: the
+detached features of the policy's conv encoder).
 
 Tasks (``TASKS``) and what is scored per seed:
 
@@ -55,6 +61,37 @@ Tasks (``TASKS``) and what is scored per seed:
   its iterations: return, return as a % of the maximum (22 / 226, the published metric) and
   % of achievements unlocked; no final eval. The report puts the published Craftax scores
   (:mod:`mimex_jax.bench.published`) beside ours, each labelled with its env-step budget.
+- ``cartpole-swingup-sparse-pixels`` (opt-in): the cart-pole task above from pixels: 64x64
+  RGB of the ``fixed`` camera rendered in the step (:mod:`mimex_jax.envs.pixels`), 3
+  stacked frames, action repeat 2 (500-step episodes), DrQ-v2's conv encoder learned
+  through PPO, bonuses on its detached features (``embedding="encoder"``), otherwise the
+  state task's PPO settings. No final eval (a rendered eval episode costs more than
+  training here); a seed scores its training: extrinsic reward collected, the return of the
+  episodes that finished in the last half of the iterations, env steps to the first
+  reward. Budget per seed: 4 envs x 32 steps x 64 iterations = 8,192 env steps, sized from
+  a measured ~60 env steps/s (how: ``tasks._cartpole_pixels``) so that none / RND / ICM /
+  MIMEx x 5 seeds take about an hour on the 2-core CPU (far below what learning this task
+  takes: a CPU-sized comparison, not a learning result); ``--quick``: 2 iterations. GPU
+  budget (not yet run on a GPU; 2M env steps per seed)::
+
+      mimex-jax bench exploration --tasks cartpole-swingup-sparse-pixels --no-ablations \\
+          --num-envs 256 --iterations 250 --chunk 25
+
+- ``panda-open-cabinet-sparse-pixels`` (opt-in): Playground ``PandaOpenCabinetSparse``
+  (:mod:`mimex_jax.envs.manipulation`: reward 1 while the drawer handle is within 0.05 m of
+  its target, 150-step episodes) from 64x64 RGB of the scene's ``side`` camera, 3 stacked
+  frames, no action repeat, scored like the pixel cart-pole plus the late success rate
+  (the headline). Needs MuJoCo Menagerie's Panda model. Picked over ``PandaPickCubeSparse``
+  because a random policy succeeds now and then (1 of 16 episodes in BENCHMARKS.md), so
+  exploration can make a difference; pick-cube's random policy never came within 0.3 m.
+  Its default is a GPU budget: 1024 envs x 32 steps x 100 iterations = 3.3M env steps per
+  seed (``mimex-jax bench exploration --tasks panda-open-cabinet-sparse-pixels
+  --no-ablations``; not yet run on a GPU). On this CPU the Panda physics compiles for
+  minutes and runs at a few env steps/s: ``--quick`` (2 envs x 8 steps x 2 iterations) is
+  a smoke run only (``--quick --methods none --seeds 1`` took 187 s here, compile
+  included, 2026-12-02).
+
+``--num-envs N`` sets the envs per run of the pixel tasks (the other tasks keep theirs).
 
 Final policies are evaluated on ``--eval-episodes`` fresh episodes per seed, acting with
 the mode of the policy (``greedy``) and, reported beside it, sampling (``sampled``).
@@ -87,8 +124,8 @@ Package layout:
   hooks (:class:`DeepSeaTask`);
 - :mod:`~mimex_jax.bench.exploration.methods`: :data:`METHODS`, the ablation factors
   :data:`ABLATIONS` and the programs they run;
-- :mod:`~mimex_jax.bench.exploration.runner`: vmapped training, per-seed rows, the result
-  JSON and ``--compare``;
+- :mod:`~mimex_jax.bench.exploration.runner`: vmapped (or, for pixels, one-by-one)
+  training, per-seed rows, the result JSON and ``--compare``;
 - :mod:`~mimex_jax.bench.exploration.report` and :mod:`~mimex_jax.bench.exploration.plots`:
   the Markdown tables and PNGs;
 - :mod:`~mimex_jax.bench.exploration.cli`: the command line (:func:`main`).
@@ -147,6 +184,9 @@ from mimex_jax.bench.exploration.runner import (
     dumps,
     fill_defaults,
     init_members,
+    member_eval,
+    member_runner,
+    one_by_one,
     run_entry,
     run_key,
     seed_row,
@@ -160,11 +200,13 @@ from mimex_jax.bench.exploration.tasks import (
     DeepSeaTask,
     Instance,
     Task,
+    TrainingEpisodesTask,
     ablation_instances,
     ablation_task_names,
     bsuite_deep_sea_solve,
     deepsea_instance,
     deepsea_size_table,
+    pixel_settings,
     ppo_hparams,
     register_task,
     train_config,
@@ -173,11 +215,13 @@ from mimex_jax.bench.exploration.tasks import (
 
 __all__ = [
     "ABLATIONS", "ABLATION_TASKS", "DEFAULT_METHODS", "METHODS", "NA", "SUCCESS_FIELDS", "TASKS",
-    "DeepSeaTask", "Factor", "Instance", "Method", "Task", "ablation_instances",
-    "ablation_programs", "ablation_table", "ablation_task_names", "bsuite_deep_sea_solve",
+    "DeepSeaTask", "Factor", "Instance", "Method", "Task", "TrainingEpisodesTask",
+    "ablation_instances", "ablation_programs", "ablation_table", "ablation_task_names",
+    "bsuite_deep_sea_solve",
     "build_parser", "compare", "config_defaults", "deepsea_instance", "deepsea_size_table",
     "default_out", "dumps", "effective_setting", "fill_defaults", "improvement_table",
-    "init_members", "main", "method_config", "plot_ablations", "plot_curves", "ppo_hparams",
+    "init_members", "main", "member_eval", "member_runner", "method_config", "one_by_one",
+    "pixel_settings", "plot_ablations", "plot_curves", "ppo_hparams",
     "register_task", "run_entry", "run_key", "seed_row", "success_defined", "task_table",
     "train_config", "train_members", "unregister_task", "with_mimex", "write_reports",
 ]

@@ -22,6 +22,7 @@ from mimex_jax.bench.exploration.report import write_reports
 from mimex_jax.bench.exploration.runner import (
     brief,
     compare,
+    one_by_one,
     run_entry,
     run_key,
     versions,
@@ -66,7 +67,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--tasks", nargs="*", default=default_tasks(), choices=list(TASKS),
                    help="tasks of the main comparison (none given: ablations only; opt-in "
-                        "tasks: " + (", ".join(n for n, t in TASKS.items() if not t.default)
+                        "tasks: " + (", ".join(n + (f" ({t.note})" if t.note else "")
+                                               for n, t in TASKS.items() if not t.default)
                                      or "none") + ")")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                    choices=list(METHODS))
@@ -83,6 +85,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="DeepSea sizes (default 10 14 18 22 26 30; --quick: 10)")
     p.add_argument("--iterations", type=int, default=None,
                    help="PPO iterations per run, every task (default: per task, see the doc)")
+    p.add_argument("--num-envs", type=int, default=None,
+                   help="parallel envs per run of the pixel tasks (default: per task, see the "
+                        "doc; the other tasks keep theirs)")
     p.add_argument("--chunk", type=int, default=10, help="iterations per compiled chunk")
     p.add_argument("--eval-episodes", type=int, default=64,
                    help="fresh episodes per seed for the final policy")
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.render is not None:
         write_reports(json.loads(args.render.read_text()), args.render, not args.no_plot)
         return 0
-    for name in ("seeds", "chunk", "eval_episodes"):
+    for name in ("seeds", "chunk", "eval_episodes", "num_envs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)} is invalid; "
                              "allowed: an integer >= 1")
@@ -163,8 +168,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             results.extend(done[k] for k in keys)
             continue
         task_seeds = list(range(TASKS[inst.task].num_seeds(args)))
+        layout = ("one after another through one compiled program" if one_by_one(cfg)
+                  else "in one vmapped program")
         print(f"[{i + 1}/{len(plan)}] {tag}: {len(variants)} setting(s) x {len(task_seeds)} "
-              f"seeds in one vmapped program", flush=True)
+              f"seeds {layout}", flush=True)
         entries = run_entry(inst, cfg, variants, task_seeds, args, tag)
         print(f"  done in {entries[0]['train_seconds_for_program']}s; "
               + "; ".join(brief(e) for e in entries), flush=True)

@@ -109,6 +109,21 @@ def _seeds_text(seeds: Any) -> str:
     return str(seeds)
 
 
+def _one_by_one_text(results: Sequence[dict[str, Any]]) -> str:
+    """The note on tasks whose seeds ran one after another (pixel configs), if any."""
+    tasks = list(dict.fromkeys(e["task"] for e in results
+                               if e.get("config", {}).get("observation") == "pixels"))
+    return (f"; {', '.join(tasks)}: one compiled program per instance and method, its seeds "
+            "one after another (pixel runs cannot be vmapped)" if tasks else "")
+
+
+def _bonus_k(entries: Sequence[dict[str, Any]]) -> float:
+    """``k_expl`` of the task's bonus methods (the last entry's when none has a bonus)."""
+    bonus = [e for e in entries if METHODS.get(e["method"]) is not None
+             and METHODS[e["method"]].reward != "none"]
+    return (bonus or entries)[-1]["hparams"]["k_expl"]
+
+
 def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -> None:
     """``<json>.md`` (tables + command/machine/budget) and the PNGs beside the JSON.
 
@@ -121,7 +136,7 @@ def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -
              f"CPUs, jax {m['jax']}, {m['backend']}), finished {m['date']}; load average at "
              f"the end {m['loadavg']}  ",
              f"Seeds: {_seeds_text(out['seeds'])} (one vmapped program per task instance "
-             "and method); "
+             f"and method{_one_by_one_text(out['results'])}); "
              f"mimex-jax {out['mimex_jax']}, git commit "
              f"{out.get('git_commit') or m.get('git_commit') or 'not recorded'}  ",
              "Scores: interquartile mean over seeds with a 95% percentile-bootstrap CI "
@@ -134,7 +149,7 @@ def write_reports(out: dict[str, Any], json_path: Path, plot_png: bool = True) -
             continue
         parts.append(f"## {name}\n\n{task.description}. Budget per seed: "
                      f"{task.budget_text(entries[0]['budget'])}; k_expl "
-                     f"{entries[-1]['hparams']['k_expl']:g} for every bonus.\n")
+                     f"{_bonus_k(entries):g} for every bonus.\n")
         parts.append(task_table(task, entries) + "\n")
         poi = improvement_table(task, entries)
         if poi is not None:

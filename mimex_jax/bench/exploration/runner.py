@@ -1,4 +1,5 @@
-"""Running the exploration benchmark: vmapped training, per-seed rows, result JSON, compare."""
+"""Running the exploration benchmark: vmapped training (pixel configs: members one after
+another through one compiled program), per-seed rows, result JSON, compare."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,44 +51,69 @@ def _env_has_success(env_id: str, env_kwargs: tuple[tuple[str, Any], ...]) -> bo
     return bool(make_base(env_id, **dict(env_kwargs)).has_success)
 
 
-def init_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]]) -> Any:
-    """The sweep's initial state for its members (seed, hparams), stacked on axis 0."""
+def one_by_one(cfg: TrainConfig) -> bool:
+    """Whether ``cfg``'s members train one after another instead of as one vmapped program.
+
+    Pixel configs do: MuJoCo Warp's render context fixes its number of worlds, so a pixel
+    run cannot be vmapped over members (:func:`mimex_jax.envs.pixels.check_layout`).
+    """
+    return cfg.observation == "pixels"
+
+
+@functools.lru_cache(maxsize=2)
+def member_runner(cfg: TrainConfig) -> loop_lib.Runner:
+    """The single-member runner that trains ``cfg``'s members one after another.
+
+    Compiled once per config and kept for the process (as the render contexts are), so
+    every member, and :func:`init_members` before them, reuse the same programs.
+    """
+    return loop_lib.make_runner(cfg)
+
+
+def init_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]],
+                 sequential: bool | None = None) -> Any:
+    """The sweep's initial state for its members (seed, hparams), stacked on axis 0.
+
+    ``sequential`` (default :func:`one_by_one`): initialise each member with the single-run
+    program of :func:`member_runner` and stack the states, as a pixel config needs.
+    """
+    if one_by_one(cfg) if sequential is None else sequential:
+        init = member_runner(cfg).init
+        states = [init(jax.random.key(s), hp) for s, hp in members]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
     keys = jnp.stack([jax.random.key(s) for s, _ in members])
     hps = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]),
                        *[hp for _, hp in members])
     return jax.jit(jax.vmap(make_train(cfg)[0]))(keys, hps)
 
 
-def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chunk: int,
-                  eval_episodes: int, tag: str, has_success: bool = True
-                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, float]:
-    """Train all members in one vmapped program; return (metrics, final eval, seconds).
-
-    ``eval_episodes=0`` skips the final evaluation (final eval ``None``)."""
-    hps = stack([hp for _, hp in members])
-    cfg = cover_mask_ratios(cfg, hps)
-    runner = loop_lib.make_runner(cfg, sweep=True)
-    t0 = time.perf_counter()
-    reached = np.zeros(len(members), bool)
+def _progress(tag: str, reached: np.ndarray, has_success: bool, member: int | None = None
+              ) -> loop_lib.Callback:
+    """The progress line after each chunk: of all members (``[members, chunk]`` metrics) or,
+    with ``member``, of that member alone (``[chunk]`` metrics); ``reached`` (one flag per
+    member) accumulates which members had a successful episode."""
+    rows = slice(None) if member is None else slice(member, member + 1)
+    who = "" if member is None else f" member {member + 1}/{len(reached)}"
 
     def progress(r: loop_lib.ChunkResult) -> None:
-        succ = np.rint(r.metrics["episode_success"] * r.metrics["episodes"]).sum(axis=1)
-        reached[:] |= succ > 0
-        ret = np.nanmean(np.where(r.metrics["episodes"] > 0, r.metrics["episode_return"],
-                                  np.nan)) if np.any(r.metrics["episodes"] > 0) else float("nan")
-        goal = (f" members that reached the goal so far {int(reached.sum())}/{len(members)}"
+        m = r.metrics if member is None else {k: v[None] for k, v in r.metrics.items()}
+        succ = np.rint(m["episode_success"] * m["episodes"]).sum(axis=1)
+        reached[rows] |= succ > 0
+        ret = np.nanmean(np.where(m["episodes"] > 0, m["episode_return"],
+                                  np.nan)) if np.any(m["episodes"] > 0) else float("nan")
+        goal = (f" members that reached the goal so far {int(reached.sum())}/{len(reached)}"
                 if has_success else "")
-        print(f"  [{tag}] it {r.iterations}/{r.total_iterations} steps/member {r.env_steps:,} "
-              f"chunk {r.seconds:.1f}s mean episode return {ret:.3g}{goal}", flush=True)
+        print(f"  [{tag}]{who} it {r.iterations}/{r.total_iterations} steps/member "
+              f"{r.env_steps:,} chunk {r.seconds:.1f}s mean episode return {ret:.3g}{goal}",
+              flush=True)
 
-    state = init_members(cfg, members)
-    # A chunk length that divides the run: a shorter last chunk would be a second compile.
-    chunk = max(c for c in range(1, min(chunk, cfg.num_iterations) + 1)
-                if cfg.num_iterations % c == 0)
-    state, metrics = loop_lib.run(runner, hps, state=state, chunk=chunk, callbacks=[progress])
-    seconds = time.perf_counter() - t0
-    if eval_episodes == 0:
-        return metrics, None, seconds
+    return progress
+
+
+def _final_eval(cfg: TrainConfig, eval_episodes: int
+                ) -> Callable[[Any, Any, jax.Array], dict[str, jax.Array]]:
+    """``(params, obs_stats, key) -> {greedy,sampled}_{success,return}``: one member's final
+    evaluation, both modes in one program."""
     ev = make_evaluate(cfg, eval_episodes)
 
     def both(params: Any, obs_stats: Any, key: jax.Array) -> dict[str, jax.Array]:
@@ -98,9 +124,66 @@ def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chun
             out[f"{mode}_return"] = r["return"].mean()
         return out
 
+    return both
+
+
+@functools.lru_cache(maxsize=2)
+def member_eval(cfg: TrainConfig, eval_episodes: int
+                ) -> Callable[[Any, Any, jax.Array], dict[str, jax.Array]]:
+    """The jitted final evaluation of one member (:func:`_final_eval`), kept for the process
+    like :func:`member_runner`."""
+    return jax.jit(_final_eval(cfg, eval_episodes))
+
+
+def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chunk: int,
+                  eval_episodes: int, tag: str, has_success: bool = True,
+                  sequential: bool | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, float]:
+    """Train all members; return (metrics, final eval, seconds), each ``[members, ...]``.
+
+    The members train as one vmapped program or, with ``sequential`` (default
+    :func:`one_by_one`: pixel configs), one after another through one compiled single-run
+    program (:func:`member_runner`), each from its own seed and hparams exactly as a run
+    of that member alone, their metrics and final evals stacked on a leading member axis
+    as the vmapped program stacks them. ``eval_episodes=0`` skips the final evaluation
+    (final eval ``None``); ``seconds`` is the training time (compile included).
+    """
+    sequential = one_by_one(cfg) if sequential is None else sequential
+    hps = stack([hp for _, hp in members])
+    cfg = cover_mask_ratios(cfg, hps)
+    # A chunk length that divides the run: a shorter last chunk would be a second compile.
+    chunk = max(c for c in range(1, min(chunk, cfg.num_iterations) + 1)
+                if cfg.num_iterations % c == 0)
+    reached = np.zeros(len(members), bool)
+    key = jax.random.key(10_000)
+    if sequential:
+        t0 = time.perf_counter()
+        runner = member_runner(cfg)
+        per_member, policies = [], []   # a member's policy is all the final eval needs
+        for i, (s, hp) in enumerate(members):
+            state, m = loop_lib.run(runner, hp, jax.random.key(s), chunk=chunk,
+                                    callbacks=[_progress(tag, reached, has_success, i)])
+            per_member.append(m)
+            policies.append((state.params, state.obs_stats))
+        seconds = time.perf_counter() - t0
+        metrics = {k: np.stack([m[k] for m in per_member]) for k in per_member[0]}
+        if eval_episodes == 0:
+            return metrics, None, seconds
+        both = member_eval(cfg, eval_episodes)
+        finals = [both(params, obs_stats, key) for params, obs_stats in policies]
+        return metrics, {k: np.stack([np.asarray(f[k]) for f in finals]) for k in finals[0]
+                         }, seconds
+    runner = loop_lib.make_runner(cfg, sweep=True)
+    t0 = time.perf_counter()
+    state = init_members(cfg, members, sequential=False)
+    state, metrics = loop_lib.run(runner, hps, state=state, chunk=chunk,
+                                  callbacks=[_progress(tag, reached, has_success)])
+    seconds = time.perf_counter() - t0
+    if eval_episodes == 0:
+        return metrics, None, seconds
     # one compiled program for both modes, vmapped over members
-    final = jax.jit(jax.vmap(both, in_axes=(0, 0, None)))(
-        state.params, state.obs_stats, jax.random.key(10_000))
+    final = jax.jit(jax.vmap(_final_eval(cfg, eval_episodes), in_axes=(0, 0, None)))(
+        state.params, state.obs_stats, key)
     return metrics, {k: np.asarray(v) for k, v in final.items()}, seconds
 
 
@@ -147,7 +230,7 @@ def seed_row(inst: Instance, cfg: TrainConfig, metrics: dict[str, np.ndarray],
 
 def run_entry(inst: Instance, cfg: TrainConfig, variants: list[tuple[dict, HParams]],
               seeds: list[int], args: argparse.Namespace, tag: str) -> list[dict[str, Any]]:
-    """Train ``variants x seeds`` in one program; one result entry per variant."""
+    """Train ``variants x seeds`` (:func:`train_members`); one result entry per variant."""
     task = TASKS[inst.task]
     has_success = success_defined(task, cfg)
     members = [(s, hp) for _, hp in variants for s in seeds]
@@ -324,8 +407,9 @@ def brief(e: dict[str, Any]) -> str:
     if any(x["reached_goal"] is None for x in s):
         success = "reached n/a, final success n/a"
     else:
-        success = (f"reached {sum(x['reached_goal'] for x in s)}/{len(s)}, final success "
-                   f"{np.mean([x['final_success'] for x in s]):.2f}")
+        success = f"reached {sum(x['reached_goal'] for x in s)}/{len(s)}"
+        if all(x["final_success"] is not None for x in s):  # None: no final eval
+            success += f", final success {np.mean([x['final_success'] for x in s]):.2f}"
     if any(x["final_return"] is None for x in s):
         return f"{label}: {success}, no final eval"
     return f"{label}: {success}, final return {np.mean([x['final_return'] for x in s]):.3g}"

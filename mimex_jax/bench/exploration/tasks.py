@@ -62,6 +62,7 @@ class Task:
       final_eval: whether the final policies are evaluated on fresh episodes (the
         ``final_*`` fields); ``False`` (every ``final_*`` is ``None``) for a task scored
         from its training episodes, whose eval episodes would cost too much.
+      note: a few words for ``--help`` beside an opt-in task's name (its budget, its cost).
     """
 
     name: str
@@ -76,6 +77,7 @@ class Task:
     quick_seeds: int = 5
     default: bool = True
     final_eval: bool = True
+    note: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -457,6 +459,121 @@ _CRAFTAX_SCORES = (("late_return_pct_max", "return % of max, last 25% of trainin
                    ("late_achievements_pct", "achievements unlocked %, last 25%", 1))
 
 
+# --------------------------------------------------------------------------- pixels
+
+# the share of training iterations, at the end, whose finished episodes score a pixel seed
+PIXEL_LATE = 0.5
+# default PPO iterations of cartpole-swingup-sparse-pixels (4 envs x 32 steps each), sized in
+# :func:`_cartpole_pixels`'s docstring
+CARTPOLE_PIXELS_ITERATIONS = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingEpisodesTask(Task):
+    """A task scored from its training episodes, with no final eval (the pixel tasks: a
+    fresh rendered episode per eval env costs more than training at a CPU budget).
+
+    Per seed: ``reward_collected`` (extrinsic reward summed over every env step of
+    training: how often exploration found the sparse reward), ``late_return`` and, when the
+    env defines success, ``late_success`` (over the episodes that finished in the last
+    :attr:`late_share` of the iterations; ``None`` when none finished there).
+    """
+
+    late_share: float = PIXEL_LATE
+    final_eval: bool = False
+
+    def seed_scores(self, inst: Instance, episodes: np.ndarray, successes: np.ndarray
+                    ) -> dict[str, Any]:
+        """``late_success``: the successful share of the late episodes."""
+        w = late_window(episodes.size, self.late_share)
+        done = int(episodes[-w:].sum())
+        return {"late_success": None if done == 0 else float(successes[-w:].sum() / done)}
+
+    def metric_scores(self, inst: Instance, metrics: dict[str, np.ndarray], i: int
+                      ) -> dict[str, Any]:
+        """``reward_collected``, ``late_iterations``, ``late_episodes`` and ``late_return``."""
+        episodes = np.asarray(metrics["episodes"][i], np.float64)
+        w = late_window(episodes.size, self.late_share)
+        reward = np.asarray(metrics["reward_ext"][i], np.float64)  # mean per agent step
+        return {"reward_collected": float(reward.sum() * inst.cfg.steps_per_iteration),
+                "late_iterations": w, "late_episodes": int(np.rint(episodes[-w:].sum())),
+                "late_return": episode_weighted_mean(
+                    np.asarray(metrics["episode_return"][i], np.float64)[-w:], episodes[-w:])}
+
+    def budget_text(self, budget: dict[str, Any]) -> str:
+        """The generic budget, with what the scores read."""
+        return (super().budget_text(budget) + "; scored on the training episodes (the last "
+                f"{self.late_share:.0%} of the iterations for late_*), no final eval")
+
+
+def pixel_settings(camera: str, action_repeat: int, size: int = 64) -> dict[str, Any]:
+    """``train_config`` overrides of a pixel task: ``size``x``size`` RGB of ``camera``, 3
+    stacked frames, DrQ-v2's learned conv encoder, the bonus on its detached features."""
+    pixels = dict(camera=camera, height=size, width=size, frame_stack=3,
+                  action_repeat=action_repeat, proprio=False, encoder="conv")
+    return dict(observation="pixels", embedding="encoder", pixels=tuple(sorted(pixels.items())))
+
+
+def pixel_num_envs(args: argparse.Namespace, quick: int, default: int) -> int:
+    """Envs per run of a pixel task: ``--num-envs`` when given, else ``quick`` with
+    ``--quick``, else ``default``."""
+    n = getattr(args, "num_envs", None)
+    return int(n) if n is not None else (quick if args.quick else default)
+
+
+def _cartpole_pixels(args: argparse.Namespace) -> list[Instance]:
+    """Cart-pole swing-up (sparse) from 64x64 pixels with the state task's PPO settings
+    (rollout 32 instead of 64: 1.8x more env steps/s here, measured below).
+
+    Default budget: 4 envs x 32 steps x 64 iterations = 8,192 env steps per seed (16,384
+    physics steps; 4 finished 500-step episodes per env), sized for none / RND / ICM /
+    MIMEx x 5 seeds in about an hour on the shared 2-core CPU (far below what learning the
+    task takes). Measured 2026-12-02 07:27-07:32 UTC, load average 5.2-6.6, with
+    ``python -m mimex_jax.bench.exploration --tasks cartpole-swingup-sparse-pixels --methods
+    none rnd icm mimex --seeds 1 --iterations 3 --chunk 1 --no-ablations``: after each
+    method's first chunk, every 128-step iteration took 2.0-2.5 s (median 2.15 s over the 8,
+    about 60 env steps/s, no method slower than another); each method's run took 46-86 s
+    more than its iterations (compiles, env and renderer set-up; MIMEx the most). Estimate:
+    20 runs x 64 x 2.15 s + 4 x ~65 s = about 51 minutes. Rollout 64 (4 envs), the same
+    command at 07:21-07:27 UTC (load 4.7-6.0): 7.0-8.4 s per 256-step iteration (30-37
+    env steps/s); 16 envs x rollout 32 (06:58-07:09 UTC, load 2.8-4.7): 18.4-36.8 s per
+    512-step iteration (14-28 env steps/s). ``--quick``: 2 iterations, a smoke run.
+    """
+    its = args.iterations or (2 if args.quick else CARTPOLE_PIXELS_ITERATIONS)
+    n = pixel_num_envs(args, 4, 4)
+    return [Instance(task="cartpole-swingup-sparse-pixels",
+                     label="cartpole-swingup-sparse-pixels",
+                     cfg=train_config("playground:CartpoleSwingupSparse", n, 32, its,
+                                      **pixel_settings("fixed", 2)),
+                     hp=ppo_hparams(entropy_coef=0.0),
+                     info={"episode_length": 500, "physics_steps_per_episode": 1000,
+                           "pixels": "64x64 camera fixed, 3 frames, action repeat 2"})]
+
+
+def _panda_pixels(args: argparse.Namespace) -> list[Instance]:
+    """Panda open-cabinet (sparse) from 64x64 pixels of the scene's ``side`` camera; a GPU
+    budget by default (1024 envs x 32 steps x 100 iterations, 3.3M env steps per seed)."""
+    its = args.iterations or (2 if args.quick else 100)
+    n = pixel_num_envs(args, 2, 1024)
+    rollout = 8 if args.quick else 32
+    return [Instance(task="panda-open-cabinet-sparse-pixels",
+                     label="panda-open-cabinet-sparse-pixels",
+                     cfg=train_config("playground:PandaOpenCabinetSparse", n, rollout, its,
+                                      env_kwargs=(("success_threshold", 0.05),),
+                                      **pixel_settings("side", 1)),
+                     hp=ppo_hparams(entropy_coef=0.0),
+                     info={"episode_length": 150, "success_threshold": 0.05,
+                           "pixels": "64x64 camera side, 3 frames, action repeat 1"})]
+
+
+_PIXEL_SCORES = (("reward_collected", "extrinsic reward collected in training", 0),
+                 ("late_return", "training episode return, last half", 1),
+                 ("steps_to_first_success", "env steps to 1st reward", 0))
+_PANDA_SCORES = (("late_success", "success rate of training episodes, last half", 2),
+                 ("steps_to_first_success", "env steps to 1st success", 0),
+                 ("reward_collected", "extrinsic reward collected in training", 0))
+
+
 _CAR_SCORES = (("final_success", "final success rate", 2),
                ("steps_to_first_success", "env steps to 1st success", 0))
 
@@ -488,6 +605,19 @@ for _task in (
                 _craftax("craftax", "Craftax-Symbolic-v1"), scores=_CRAFTAX_SCORES,
                 curve="return", has_success=False, default=False, final_eval=False,
                 env_name="Craftax-Symbolic-v1"),
+    TrainingEpisodesTask(
+        "cartpole-swingup-sparse-pixels", "MuJoCo Playground CartpoleSwingupSparse from "
+        "64x64 pixels (camera fixed, 3 stacked frames, action repeat 2: 500-step episodes; "
+        "DrQ-v2 conv encoder, bonus on its detached features)", _cartpole_pixels,
+        scores=_PIXEL_SCORES, curve="return", default=False,
+        note="8,192 env steps per seed, about 1 h for 4 methods x 5 seeds on 2 CPU cores; "
+             "GPU: --num-envs 256 --iterations 250"),
+    TrainingEpisodesTask(
+        "panda-open-cabinet-sparse-pixels", "MuJoCo Playground PandaOpenCabinetSparse from "
+        "64x64 pixels (camera side, 3 stacked frames, 150-step episodes; reward 1 while the "
+        "handle is within 0.05 m of its target; needs MuJoCo Menagerie's Panda model)",
+        _panda_pixels, scores=_PANDA_SCORES, default=False,
+        note="a GPU budget, 3.3M env steps per seed; CPU: --quick only"),
 ):
     register_task(_task)
 del _task
