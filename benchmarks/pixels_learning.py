@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from mimex_jax import loop  # noqa: E402
+from mimex_jax.evaluate import random_policy_returns  # noqa: E402
 from mimex_jax.trainer import HParams, TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,26 @@ def config(args: argparse.Namespace, reward: str) -> TrainConfig:
         pixels=(("height", args.size), ("width", args.size), ("proprio", args.proprio),
                 ("encoder", args.encoder)) + (
                    (("camera", args.camera),) if args.camera else ()))
+
+
+REWARDS = ("none", "mimex", "rnd", "icm")
+RANDOM_EPISODES = 64
+
+
+def random_rows(cfg: TrainConfig, seeds: int) -> list[dict]:
+    """The uniform-random policy's returns on the same task (time limit, action repeat),
+    :data:`RANDOM_EPISODES` episodes per seed, stepped from state without rendering."""
+    run = jax.jit(random_policy_returns, static_argnums=(0, 1))
+    rows = []
+    for seed in range(seeds):
+        ret = np.asarray(run(cfg, RANDOM_EPISODES, jax.random.key(seed)))
+        rows.append({"seed": seed, "episodes": RANDOM_EPISODES,
+                     "last_half_mean_episode_return": float(ret.mean()),
+                     "return_std": float(ret.std()), "extrinsic_reward_collected": None,
+                     "any_reward": bool(np.any(ret > 0))})
+        print(f"random seed {seed}: mean return {ret.mean():.2f} (std {ret.std():.2f}, "
+              f"{RANDOM_EPISODES} episodes)", flush=True)
+    return rows
 
 
 def seed_row(metrics: dict[str, np.ndarray], steps_per_iteration: int) -> dict:
@@ -79,7 +100,8 @@ def main() -> None:
     p.add_argument("--rollout", type=int, default=32)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--methods", default="mimex,none",
-                   help="comma list of rewards (mimex, none, rnd, icm) and 'initial'")
+                   help="comma list of rewards (mimex, none, rnd, icm), 'initial' (PPO at lr "
+                        "1e-12) and 'random' (uniform random actions, no training)")
     p.add_argument("--episode-length", type=int, default=None,
                    help="time limit in agent steps (default: the task's)")
     p.add_argument("--lr", type=float, default=3e-4, help="PPO (and reward-model) learning rate")
@@ -97,11 +119,14 @@ def main() -> None:
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
               "hparams": hp._asdict(), "methods": {}}
     for method in args.methods.split(","):
-        cfg = config(args, "none" if method == "initial" else method)
+        cfg = config(args, method if method in REWARDS else "none")
         result["settings"] = {"num_envs": cfg.num_envs, "rollout_len": cfg.rollout_len,
                               "iterations": cfg.num_iterations,
                               "agent_steps_per_seed": cfg.num_iterations * cfg.steps_per_iteration,
                               "size": args.size, "frame_stack": 3, "action_repeat": 2}
+        if method == "random":
+            result["methods"][method] = random_rows(cfg, args.seeds)
+            continue
         method_hp = hp._replace(lr=1e-12) if method == "initial" else hp
         runner = loop.make_runner(cfg)
         rows = []
@@ -126,10 +151,15 @@ def report(result: dict) -> str:
              "| last-half episode return, median | per-seed reward collected |",
              "|---|---|---|---|---|"]
     for method, rows in result["methods"].items():
-        col = [r["extrinsic_reward_collected"] for r in rows]
         ret = [r["last_half_mean_episode_return"] for r in rows]
+        any_reward = f"{sum(r['any_reward'] for r in rows)}/{len(rows)}"
+        if method == "random":  # no training: its episodes' mean return stands in
+            lines.append(f"| random (uniform actions, {rows[0]['episodes']} episodes per seed) "
+                         f"| n/a | {any_reward} | {statistics.median(ret):.2f} | n/a |")
+            continue
+        col = [r["extrinsic_reward_collected"] for r in rows]
         lines.append(f"| {method} | {statistics.median(col):.0f} [{min(col):.0f}, "
-                     f"{max(col):.0f}] | {sum(r['any_reward'] for r in rows)}/{len(rows)} | "
+                     f"{max(col):.0f}] | {any_reward} | "
                      f"{statistics.median(ret):.2f} | {', '.join(f'{c:.0f}' for c in col)} |")
     return "\n".join(lines)
 
