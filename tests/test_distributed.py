@@ -73,8 +73,8 @@ def _assert_metrics_close(ref: dict, got: dict, **tol: float) -> None:
 
 
 def test_drqv2_data_parallel_splits_replay_by_env(four_devices: dict) -> None:
-    """DrQ-v2 with MIMEx on replayed sequences: 4 devices x 2 envs compute the 8-env run,
-    and each device stores only its own envs' replay rings."""
+    """DrQ-v2: 4 devices x 2 envs compute the 8-env run, and each device stores only its
+    own envs' replay rings."""
     r = _check(four_devices, "drqv2_data_parallel")
     assert r["buffer_specs"] == ["P('data',)"]
     assert r["buffer_shard_rows"] == [2]
