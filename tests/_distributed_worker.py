@@ -1,6 +1,7 @@
 """Checks for tests/test_distributed.py, run in a subprocess that sees 4 CPU devices.
 
-``python tests/_distributed_worker.py OUT.json`` runs every check and writes
+``python tests/_distributed_worker.py OUT.json [CHECK ...]`` runs the named checks (default:
+:data:`DEFAULT_CHECKS`) and writes
 ``{name: {"ok": bool, "error": str, ...measurements}}``; the rest of the test suite keeps
 its single device because only this process sets ``--xla_force_host_platform_device_count``.
 """
@@ -164,9 +165,14 @@ CHECKS: dict[str, Callable[[], dict]] = {
 }
 
 
-def main(path: str) -> None:
+# the default suite's checks; ``drqv2_data_parallel`` runs in a slow test of its own
+DEFAULT_CHECKS = ("data_parallel", "sweep_and_checkpoint")
+
+
+def main(path: str, names: tuple[str, ...] = DEFAULT_CHECKS) -> None:
     results = {"device_count": jax.device_count()}
-    for name, fn in CHECKS.items():
+    for name in names:
+        fn = CHECKS[name]
         t0 = time.perf_counter()
         try:
             results[name] = {"ok": True, **fn()}
@@ -178,4 +184,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], tuple(sys.argv[2:]) or DEFAULT_CHECKS)

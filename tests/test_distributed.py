@@ -44,17 +44,22 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def four_devices(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Results of every 4-device check (one subprocess, shared compile warm-up)."""
-    out = tmp_path_factory.mktemp("dist") / "results.json"
-    proc = subprocess.run([sys.executable, str(TESTS / "_distributed_worker.py"), str(out)],
-                          cwd=ROOT, env=_clean_env(), capture_output=True, text=True,
+def _four_device_checks(out: Path, *names: str) -> dict:
+    """Run ``tests/_distributed_worker.py`` (4 forced CPU devices) for ``names`` (default:
+    its ``DEFAULT_CHECKS``) and return its results."""
+    proc = subprocess.run([sys.executable, str(TESTS / "_distributed_worker.py"), str(out),
+                           *names], cwd=ROOT, env=_clean_env(), capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0 and out.exists(), proc.stderr[-4000:]
     results = json.loads(out.read_text())
     assert results["device_count"] == 4
     return results
+
+
+@pytest.fixture(scope="module")
+def four_devices(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Results of the default 4-device checks (one subprocess, shared compile warm-up)."""
+    return _four_device_checks(tmp_path_factory.mktemp("dist") / "results.json")
 
 
 def _check(results: dict, name: str) -> dict:
@@ -72,10 +77,13 @@ def _assert_metrics_close(ref: dict, got: dict, **tol: float) -> None:
 # --- 4 forced CPU devices (subprocess) -------------------------------------------------------
 
 
-def test_drqv2_data_parallel_splits_replay_by_env(four_devices: dict) -> None:
+@pytest.mark.slow
+def test_drqv2_data_parallel_splits_replay_by_env(tmp_path: Path) -> None:
     """DrQ-v2: 4 devices x 2 envs compute the 8-env run, and each device stores only its
-    own envs' replay rings."""
-    r = _check(four_devices, "drqv2_data_parallel")
+    own envs' replay rings. Slow (its own subprocess, ~15 s of compiles): the default
+    suite's 5-minute budget."""
+    r = _check(_four_device_checks(tmp_path / "drq.json", "drqv2_data_parallel"),
+               "drqv2_data_parallel")
     assert r["buffer_specs"] == ["P('data',)"]
     assert r["buffer_shard_rows"] == [2]
     assert r["params_spec"] == "P()"
