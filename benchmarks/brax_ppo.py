@@ -8,7 +8,8 @@ entropy 0, separate actor and critic MLPs 256-128-64 (SELU), a Gaussian policy w
 state-independent log-std, no reward scaling, no observation normalisation.
 
 Both sides get the same env class. Ours: ``make_train(TrainConfig(reward="none", ...))``, with
-``jax.jit(update_step, donate_argnums=0)`` called ``--iters`` times per repeat. Brax's:
+``xla.jit(update_step, donate_argnums=0)`` (:mod:`mimex_jax.xla`) called ``--iters`` times per
+repeat. Brax's:
 ``brax.training.agents.ppo.train.train`` with ``num_envs=512, batch_size=128,
 num_minibatches=4, unroll_length=32, num_updates_per_batch=10`` (so one Brax training step is
 ``batch_size * num_minibatches * unroll_length = 16384`` env steps, one unroll of the 512 envs
@@ -62,6 +63,7 @@ import jax
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
+from mimex_jax import xla  # noqa: E402
 from mimex_jax.envs.base import Wrapper  # noqa: E402
 from mimex_jax.trainer import HParams, TrainConfig, make_train  # noqa: E402
 
@@ -194,9 +196,9 @@ class Ours:
             chain.append(chain[-1].env)
         self.env_chain = [type(e).__qualname__ for e in reversed(chain)]
         self.env_class = f"{type(chain[-1]).__module__}.{type(chain[-1]).__qualname__}"
-        self.state = jax.jit(init)(jax.random.key(s["seed"]), self.hp)
+        self.state = xla.jit(init)(jax.random.key(s["seed"]), self.hp)
         t0 = time.perf_counter()
-        self.step = jax.jit(update_step, donate_argnums=0).lower(self.state, self.hp).compile()
+        self.step = xla.jit(update_step, donate_argnums=0).lower(self.state, self.hp).compile()
         self.compile_s = time.perf_counter() - t0
 
     def epoch(self) -> tuple[float, float]:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from common import cost_analysis, machine, summary, time_calls
 
+from mimex_jax import xla  # noqa: E402
 from mimex_jax.nn.conv import Conv
 from mimex_jax.nn.init import orthogonal
 
@@ -71,7 +72,7 @@ def main() -> None:
 
         for kind, fn, args in (("scan", scanned, (params, xs)),
                                ("one step", jax.grad(loss), (params, xs[0]))):
-            compiled = jax.jit(fn).lower(*args).compile()
+            compiled = xla.jit(fn).lower(*args).compile()
             t = summary(time_calls(lambda c=compiled, a=args: c(*a), a.repeats, 1))
             rows.append({"conv": conv, "kind": kind, "steps": a.steps if kind == "scan" else 1,
                          **t, **cost_analysis(compiled)})

@@ -55,7 +55,7 @@ from common import (  # noqa: E402
     time_calls,
 )
 
-from mimex_jax import loop  # noqa: E402
+from mimex_jax import loop, xla  # noqa: E402
 from mimex_jax.rewards import MIMExConfig  # noqa: E402
 from mimex_jax.trainer import HParams, TrainConfig, make_train  # noqa: E402
 
@@ -120,7 +120,7 @@ def alarm(seconds: float) -> Iterator[None]:
 def compile_timed(fn: Callable, *args: Any, donate: bool = True) -> tuple[Any, dict]:
     """``fn`` jitted and compiled for ``args``; compile seconds, XLA cost and memory."""
     t0 = time.perf_counter()
-    compiled = jax.jit(fn, donate_argnums=0 if donate else ()).lower(*args).compile()
+    compiled = xla.jit(fn, donate_argnums=0 if donate else ()).lower(*args).compile()
     info = {"compile_s": time.perf_counter() - t0, **cost_analysis(compiled),
             "xla_memory": memory_analysis(compiled)}
     return compiled, info
@@ -182,7 +182,7 @@ def train_config(sizes: dict, reward: str, num_envs: int, **kw: Any) -> TrainCon
 def fused_figures(cfg: TrainConfig, sizes: dict, deadline: float) -> dict:
     init, update_step, _, _ = make_train(cfg)
     hp = HParams()
-    state = jax.jit(init)(jax.random.key(0), hp)
+    state = xla.jit(init)(jax.random.key(0), hp)
     compiled, info = compile_timed(update_step, state, hp)
     out = {**info, **timed(stepper(compiled, state, hp), sizes, deadline)}
     out["env_steps_per_iteration"] = cfg.steps_per_iteration

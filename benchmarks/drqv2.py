@@ -36,6 +36,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ServeProcess, machine, summary, time_calls  # noqa: E402
 
+from mimex_jax import xla  # noqa: E402
 from mimex_jax.agents.drqv2 import replay  # noqa: E402
 from mimex_jax.agents.drqv2.agent import Batch, make_drqv2  # noqa: E402
 from mimex_jax.agents.drqv2.config import DrQV2Config  # noqa: E402
@@ -59,7 +60,7 @@ def update_step(kind: str, batch: int):
     b = Batch(obs, jax.random.uniform(k[1], (batch, 6), minval=-1, maxval=1),
               jax.random.normal(k[2], (batch,)), jnp.full((batch,), 0.99), obs)
     state = drq.agent.init(k[3], obs[:1])
-    upd = jax.jit(drq.agent.update)
+    upd = xla.jit(drq.agent.update)
     holder = [state]
 
     def call():
@@ -144,8 +145,8 @@ def fused(num_envs: int, reward: str, repeats: int) -> dict:
                              ("buffer_size", 1000 * num_envs)))
     b = build(cfg)
     hp = HParams(lr=1e-4, mask_ratio=0.7)
-    state = jax.jit(b.init)(jax.random.key(0), hp)
-    step = jax.jit(b.update_step, donate_argnums=0)
+    state = xla.jit(b.init)(jax.random.key(0), hp)
+    step = xla.jit(b.update_step, donate_argnums=0)
     holder = [state]
 
     def call():

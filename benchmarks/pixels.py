@@ -32,6 +32,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, summary, time_calls  # noqa: E402
 
+from mimex_jax import xla  # noqa: E402
 from mimex_jax.trainer import (  # noqa: E402
     HParams,
     TrainConfig,
@@ -61,14 +62,14 @@ def bench_env(cfg: TrainConfig, scan: int, repeats: int, warmup: int) -> dict:
         return jax.lax.scan(lambda s, _: (env.step(s, action), None), state, None,
                             length=scan)[0]
 
-    state = jax.jit(env.reset)(jax.random.key(0))
+    state = xla.jit(env.reset)(jax.random.key(0))
     t0 = time.perf_counter()
-    f = jax.jit(run).lower(state).compile()
+    f = xla.jit(run).lower(state).compile()
     compile_s = time.perf_counter() - t0
     out = {"compile_s": compile_s, **summary(time_calls(lambda: f(state), repeats, warmup))}
     out["agent_steps_per_s"] = cfg.num_envs * scan / out["median_s"]
     if cfg.observation == "pixels":
-        render = jax.jit(env.env.render)
+        render = xla.jit(env.env.render)
         r = summary(time_calls(lambda: render(state.pipeline_state), repeats, warmup))
         out["render_alone"] = {**r, "frames_per_s": cfg.num_envs / r["median_s"]}
     return out
@@ -77,9 +78,9 @@ def bench_env(cfg: TrainConfig, scan: int, repeats: int, warmup: int) -> dict:
 def bench_fused(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
     init, update_step, _, _ = make_train(cfg)
     hp = HParams()
-    state = jax.jit(init)(jax.random.key(0), hp)
+    state = xla.jit(init)(jax.random.key(0), hp)
     t0 = time.perf_counter()
-    compiled = jax.jit(update_step, donate_argnums=0).lower(state, hp).compile()
+    compiled = xla.jit(update_step, donate_argnums=0).lower(state, hp).compile()
     compile_s = time.perf_counter() - t0
     mem = compiled.memory_analysis()
     holder = {"state": state}
@@ -99,8 +100,8 @@ def bench_stages(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
     """Median seconds of the fused step's three stages, each compiled and run alone."""
     init, st = make_stages(cfg)
     hp = HParams()
-    state = jax.jit(init)(jax.random.key(0), hp)
-    collect, score, learn = jax.jit(st.collect), jax.jit(st.score), jax.jit(st.learn)
+    state = xla.jit(init)(jax.random.key(0), hp)
+    collect, score, learn = xla.jit(st.collect), xla.jit(st.score), xla.jit(st.learn)
     col = collect(state, hp)
     r_int = score(state, hp, col)[1]
     parts = {"rollout (policy, env step, render)": lambda: collect(state, hp),

@@ -45,6 +45,7 @@ from common import (  # noqa: E402
     time_calls,
 )
 
+from mimex_jax import xla  # noqa: E402
 from mimex_jax.rewards import MIMExConfig, RewardBatch, mimex  # noqa: E402
 from mimex_jax.rewards.mimex import microbatch_size  # noqa: E402
 
@@ -59,7 +60,7 @@ def prepare_jax(cfg: MIMExConfig, batch: int) -> tuple[Callable[[], Any], dict]:
     seq = jax.random.normal(jax.random.key(0), (batch, cfg.seq_len, cfg.feature_dim))
     rb = RewardBatch(seq=seq)
     state = fn.init(jax.random.key(1), rb)
-    update = jax.jit(fn.update, donate_argnums=0)
+    update = xla.jit(fn.update, donate_argnums=0)
     compiled = update.lower(state, rb, jax.random.key(2)).compile()
     # XLA's cost analysis counts a loop body once, so the FLOPs of a microbatched update
     # come from the whole-batch program (the same arithmetic); its bytes are the loop
@@ -69,7 +70,7 @@ def prepare_jax(cfg: MIMExConfig, batch: int) -> tuple[Callable[[], Any], dict]:
     if chunks > 1:
         whole = mimex(dataclasses.replace(cfg, microbatch=0))
         cost["flops"] = cost_analysis(
-            jax.jit(whole.update).lower(state, rb, jax.random.key(2)).compile())["flops"]
+            xla.jit(whole.update).lower(state, rb, jax.random.key(2)).compile())["flops"]
         cost["bytes_accessed"] *= chunks
     holder = {"state": state, "key": jax.random.key(3)}
 

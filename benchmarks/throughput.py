@@ -42,7 +42,10 @@ from common import (  # noqa: E402
     time_calls,
 )
 
-from mimex_jax import loop  # noqa: E402
+from mimex_jax import (
+    loop,  # noqa: E402
+    xla,  # noqa: E402
+)
 from mimex_jax.trainer import HParams, TrainConfig, make_stages, make_train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +60,9 @@ def bench_kind(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
     """Compile time and steps/s of the fused step (state donated, as the loop does)."""
     init, update_step, _, _ = make_train(cfg)
     hp = HParams()
-    state = jax.jit(init)(jax.random.key(0), hp)
+    state = xla.jit(init)(jax.random.key(0), hp)
     t0 = time.perf_counter()
-    compiled = jax.jit(update_step, donate_argnums=0).lower(state, hp).compile()
+    compiled = xla.jit(update_step, donate_argnums=0).lower(state, hp).compile()
     compile_s = time.perf_counter() - t0
     holder = {"state": state}
 
@@ -77,9 +80,9 @@ def bench_fusion(cfg: TrainConfig, rounds: int, warmup: int) -> dict:
     init, st = make_stages(cfg)
     _, update_step, _, _ = make_train(cfg)
     hp = HParams()
-    state = jax.jit(init)(jax.random.key(0), hp)
-    fused = jax.jit(update_step)
-    collect, score, learn = jax.jit(st.collect), jax.jit(st.score), jax.jit(st.learn)
+    state = xla.jit(init)(jax.random.key(0), hp)
+    fused = xla.jit(update_step)
+    collect, score, learn = xla.jit(st.collect), xla.jit(st.score), xla.jit(st.learn)
     col = block(collect(state, hp))
     r_int = block(score(state, hp, col))[1]
     parts = {

@@ -217,7 +217,7 @@ def _eval_video(args: argparse.Namespace, cfg, state, labels: list[dict], step: 
 
     import jax
 
-    from mimex_jax import video
+    from mimex_jax import video, xla
 
     i = args.video_member
     params, obs_stats = state.params, state.obs_stats
@@ -226,7 +226,7 @@ def _eval_video(args: argparse.Namespace, cfg, state, labels: list[dict], step: 
     fn = video.make_video(cfg, args.video_episodes, args.video_size,
                           _camera_arg(args.video_camera))
     t0 = time.perf_counter()
-    out = jax.device_get(jax.jit(fn, static_argnums=3)(params, obs_stats,
+    out = jax.device_get(xla.jit(fn, static_argnums=3)(params, obs_stats,
                                                        jax.random.key(args.seed),
                                                        not args.stochastic))
     clip = video.episode_clip(out["frames"], out["length"])

@@ -12,6 +12,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from mimex_jax import xla
 from mimex_jax.rewards import (
     IntrinsicReward,
     MIMExConfig,
@@ -48,7 +49,7 @@ def run_demo(updates: int, batch: int, seed: int) -> dict[str, tuple[float, floa
     results = {}
     for name, fn in methods.items():
         state = fn.init(key, familiar_test)
-        update = jax.jit(fn.update)
+        update = xla.jit(fn.update)
         t0 = time.perf_counter()
         for i in range(updates):
             k_data, k_upd = jax.random.split(jax.random.fold_in(k_fam, i))

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mimex_jax import distributed, loop, report, runlock
+from mimex_jax import distributed, loop, report, runlock, xla
 from mimex_jax.checkpoint import Checkpointer
 from mimex_jax.config import RunConfig, dump_yaml, make_sweep
 from mimex_jax.evaluate import make_evaluate
@@ -145,9 +145,9 @@ def evaluate_members(m: Members, state: TrainState, episodes: int,
     fn = lambda p, s, k: evaluate(p, s, k, deterministic)  # noqa: E731
     keys = jax.random.split(jax.random.key(seed), len(m.labels))
     if m.sweep:
-        out = jax.jit(jax.vmap(fn))(state.params, state.obs_stats, keys)
+        out = xla.jit(jax.vmap(fn))(state.params, state.obs_stats, keys)
     else:
-        out = jax.tree.map(lambda x: x[None], jax.jit(fn)(state.params, state.obs_stats,
+        out = jax.tree.map(lambda x: x[None], xla.jit(fn)(state.params, state.obs_stats,
                                                           keys[0]))
     out = jax.device_get(out)
     return {

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from mimex_jax import distributed
+from mimex_jax import distributed, xla
 from mimex_jax.envs.pixels import check_layout
 from mimex_jax.trainer import HParams, TrainConfig, TrainState, make_train
 
@@ -75,7 +75,7 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
     spmd = "sweep" if sweep and mesh is not None else None
     step = jax.vmap(update_step, spmd_axis_name=spmd) if sweep else update_step
     init_v = jax.vmap(init, spmd_axis_name=spmd) if sweep else init
-    jit_init, jit_chunk = jax.jit, functools.partial(jax.jit, donate_argnums=0)
+    jit_init, jit_chunk = xla.jit, functools.partial(xla.jit, donate_argnums=0)
     if mesh is not None:
         if not sweep and mesh.shape["sweep"] > 1:
             raise ValueError(f"a single run cannot use a sweep axis of {mesh.shape['sweep']} "
@@ -87,14 +87,14 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
         # all-gather would add collectives over a second mesh axis for nothing.
         metrics_sh = member_sh
         init_v = distributed.under_mesh(init_v, mesh)
-        jit_init = functools.partial(jax.jit, in_shardings=(member_sh, member_sh),
+        jit_init = functools.partial(xla.jit, in_shardings=(member_sh, member_sh),
                                      out_shardings=state_sh)
-        jit_chunk = functools.partial(jax.jit, donate_argnums=0,
+        jit_chunk = functools.partial(xla.jit, donate_argnums=0,
                                       in_shardings=(state_sh, member_sh),
                                       out_shardings=(state_sh, metrics_sh))
     init_fn = jit_init(init_v)
     if mesh is not None:
-        init_fn = _placed_init(init_fn, jax.jit(jax.vmap(init)) if sweep else jax.jit(init),
+        init_fn = _placed_init(init_fn, xla.jit(jax.vmap(init)) if sweep else xla.jit(init),
                                state_sh)
     cache: dict[int, Callable] = {}
 

@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from mimex_jax import envs as envs_lib
+from mimex_jax import xla
 from mimex_jax.envs.base import Env, State
 from mimex_jax.envs.pixels import PixelConfig, PixelObservation, _camera_id, mj_model_of
 from mimex_jax.envs.wrappers import VecEnv
@@ -254,7 +255,7 @@ class Recorder:
                stream: TextIO | None = None) -> tuple[Path, np.ndarray, float]:
         """Roll out one episode with ``params`` and write it; ``(path, frames, fps)``."""
         if self._fn is None:
-            self._fn = jax.jit(make_video(self.cfg, 1, self.size))
+            self._fn = xla.jit(make_video(self.cfg, 1, self.size))
             self._fps = video_fps(self.cfg)
         out = jax.device_get(self._fn(params, obs_stats, jax.random.key(self.seed)))
         clip = episode_clip(out["frames"], out["length"])

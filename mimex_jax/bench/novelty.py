@@ -81,6 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import mimex_jax
+from mimex_jax import xla
 from mimex_jax.rewards import (
     ICMConfig,
     IntrinsicReward,
@@ -543,7 +544,7 @@ def make_program(variant: Variant, stream: StreamConfig, plan: Plan
 
         return jax.lax.scan(segment, rstate, (starts, stops))[1]
 
-    return jax.jit(jax.vmap(run_member))
+    return xla.jit(jax.vmap(run_member))
 
 
 def run_variant(variant: Variant, stream: StreamConfig, plan: Plan, seeds: Sequence[int],
@@ -557,7 +558,7 @@ def run_variant(variant: Variant, stream: StreamConfig, plan: Plan, seeds: Seque
     t = max(variant.seq_len, 2)
     example = batch_of(Windows(jnp.zeros((2, t), jnp.int32), jnp.zeros((2, t - 1), jnp.int32),
                                jnp.zeros((2, t, OBS_DIM), jnp.float32)))
-    init = jax.jit(bonus.init)
+    init = xla.jit(bonus.init)
     # One initial state per seed; members of a seed differ only in dynamic settings.
     seed_states = {s: init(jax.random.key(s), example) for s in seeds}
     states, kinds, rars, keys = [], [], [], []
