@@ -2,13 +2,12 @@
 
 On the CPU backend, jax 0.10's XLA hands convolutions (and some dots and elementwise ops)
 to YNNPACK "fusions" by default (``xla_cpu_experimental_ynn_fusion_type``). On the 2-core
-VM these ran DrQ-v2's conv encoder about 5x slower than XLA's own Eigen path: the encoder
-forward on 256 images of 84x84x9 took 2.1 s with them and 0.3-0.4 s without, the whole
-pixel DrQ-v2 agent update 5.1-5.5 s against 2.7-2.9 s; the embedded default's state
-PPO+MIMEx chunk was about 10% faster without them too (``benchmarks/drqv2.py``,
-``benchmarks/throughput.py``, BENCHMARKS.md). So every program that mimex-jax compiles
-(the trainer's chunks and init, evaluation, videos, the benchmarks) passes
-:func:`compiler_options`, which turns those fusions off on the CPU backend only.
+VM these made DrQ-v2's conv encoder several times slower than XLA's own Eigen path: the
+pixel DrQ-v2 agent update (batch 256, 84x84x9) took 5.49 s with them and 2.89 s without
+(medians, ``benchmarks/drqv2.py --only torch --obs pixels``, BENCHMARKS.md). So every
+program that mimex-jax compiles (the trainer's chunks and init, evaluation, videos, the
+benchmarks) passes :func:`compiler_options`, which turns those fusions off on the CPU
+backend only.
 
 The options are per program (``jax.jit(..., compiler_options=...)``), not process-wide:
 importing mimex-jax changes nothing else a user compiles. A user who sets
