@@ -26,6 +26,8 @@ def _lax_conv(x, w, strides):
     ((10, 11), (3, 3), (2, 2), 3, 4),  # stride 2 with rows the windows never reach
     ((7, 8), (2, 3), (1, 3), 2, 3),   # non-square kernel, mixed strides
     ((8, 8), (4, 4), (4, 4), 3, 6),   # patch embedding (kernel = stride)
+    ((7, 9), (2, 3), (1, 1), 3, 4),   # stride 1: row offsets moved onto dy
+    ((6, 6), (3, 3), (1, 1), 5, 2),   # stride 1, square (DrQ-v2's layers 2-4)
 ])
 def test_values_and_gradients_equal_lax(hw, kernel, strides, ci, co) -> None:
     kx, kw, kc = jax.random.split(jax.random.key(0), 3)

@@ -49,8 +49,21 @@ def _weight_grad(x: jax.Array, dy: jax.Array, kh: int, kw: int,
     On the 2-core VM, for DrQ-v2's 32-channel 3x3 layers at 84x84 inputs and batch 256,
     these nine products were several times faster than the equivalent convolution (``x``'s
     channels as its batch, ``dy`` as an ``H' x W'`` kernel) in ad-hoc checks. A kernel equal to its
-    stride (non-overlapping patches) is one product over ``kh * kw * Ci`` columns."""
+    stride (non-overlapping patches) is one product over ``kh * kw * Ci`` columns. With
+    stride 1 the row offsets go onto ``dy`` (zero-padded copies, ``kh`` of them side by
+    side), leaving ``kw`` products ``[B*H*W', Ci]^T @ [B*H*W', kh*Co]``: a third of the
+    slices of ``x`` and wider products (``benchmarks/drqv2.py --only torch --obs pixels``
+    measures the update this sits in)."""
     (sh, sw), (ho, wo, co), (b, ci) = strides, dy.shape[1:], (x.shape[0], x.shape[-1])
+    if (sh, sw) == (1, 1) and x.shape[1] == ho + kh - 1:
+        # Stride 1: move the row shift onto dy instead of x. ``d`` stacks the kh copies of
+        # dy padded by (i, kh - 1 - i) rows, so that kernel column j is ONE product of the
+        # column-shifted x (kw slices of x, not kh * kw) with all kh row offsets at once.
+        d = jnp.concatenate([jnp.pad(dy, ((0, 0), (i, kh - 1 - i), (0, 0), (0, 0)))
+                             for i in range(kh)], axis=-1).reshape(-1, kh * co)
+        cols = [(lax.slice_in_dim(x, j, j + wo, axis=2).reshape(-1, ci).T @ d)
+                .reshape(ci, kh, co) for j in range(kw)]
+        return jnp.stack(cols, axis=2).transpose(1, 2, 0, 3)
     d = dy.reshape(-1, co)
     if (kh, kw) == (sh, sw):
         p = x[:, :ho * sh, :wo * sw].reshape(b, ho, sh, wo, sw, ci).transpose(0, 1, 3, 2, 4, 5)
