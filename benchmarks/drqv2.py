@@ -67,6 +67,9 @@ def update_step(kind: str, batch: int):
         holder[0], m = upd(holder[0], b, jax.random.key(1), 10_000, 1e-4)
         return m["critic_loss"]
 
+    # The optimized HLO of the same program (benchmarks/profile_drqv2.py names ops by it).
+    call.compiled_text = lambda: upd.lower(holder[0], b, jax.random.key(1), 10_000,
+                                           1e-4).compile().as_text()
     return call
 
 
