@@ -105,6 +105,9 @@ def main() -> None:
     p.add_argument("--episode-length", type=int, default=None,
                    help="time limit in agent steps (default: the task's)")
     p.add_argument("--lr", type=float, default=3e-4, help="PPO (and reward-model) learning rate")
+    p.add_argument("--value-coef", type=float, default=0.5,
+                   help="weight of the value loss (it shares the encoder with the policy)")
+    p.add_argument("--max-grad-norm", type=float, default=0.5)
     p.add_argument("--epochs", type=int, default=4, help="PPO epochs per iteration")
     p.add_argument("--minibatches", type=int, default=4, help="PPO minibatches per epoch")
     p.add_argument("--camera", default=None, help="camera name (default: the task's)")
@@ -113,7 +116,8 @@ def main() -> None:
     p.add_argument("--encoder", default="conv", help="conv (learned), random_conv or vit")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels_learning.json")
     args = p.parse_args()
-    hp = HParams(lr=args.lr, clip_eps=0.2, value_coef=0.5, entropy_coef=0.0, max_grad_norm=0.5,
+    hp = HParams(lr=args.lr, clip_eps=0.2, value_coef=args.value_coef, entropy_coef=0.0,
+                 max_grad_norm=args.max_grad_norm,
                  gamma=0.99, lam=0.95, k_expl=0.5, mask_ratio=0.7)
     result = {"machine": machine(), "command": " ".join(["python"] + sys.argv),
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
