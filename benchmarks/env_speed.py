@@ -7,11 +7,18 @@ row per batch size and writes JSON with ``--out``.
     python benchmarks/env_speed.py --env craftax:Craftax-Classic-Symbolic-v1 --num-envs 16,64
     python benchmarks/env_speed.py --env playground:PandaPickCubeSparse --num-envs 4 \
         --pixels 64 --camera front --action-repeat 1       # rendered to 64x64 frames
+    python benchmarks/env_speed.py --env playground:PandaOpenCabinet --num-envs 1,4 \
+        --xla jax,mimex      # XLA's default options vs mimex-jax's (mimex_jax.xla), in turn
+
+``--xla mimex`` (the default) compiles with the options mimex-jax's trainer uses
+(:func:`mimex_jax.xla.jit`, with ``mjx=`` for Playground envs); ``jax`` with XLA's own
+defaults (``jax.jit``).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -24,15 +31,18 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import block, machine  # noqa: E402
 
-from mimex_jax import envs  # noqa: E402
+from mimex_jax import envs, xla  # noqa: E402
 from mimex_jax.envs.pixels import PixelConfig  # noqa: E402
 
 
 def measure(env_id: str, num_envs: int, steps: int, repeats: int,
-            pixels: PixelConfig | None = None) -> dict:
+            pixels: PixelConfig | None = None, options: str = "mimex") -> dict:
     """Compile time and median steps/s of ``steps`` random-action steps of ``num_envs`` envs
-    (agent steps, rendered to frames when ``pixels`` is given)."""
+    (agent steps, rendered to frames when ``pixels`` is given), compiled with mimex-jax's
+    XLA options (``options="mimex"``) or XLA's defaults (``"jax"``)."""
     env = envs.make(env_id, num_envs=num_envs, pixels=pixels)
+    jit = jax.jit if options == "jax" else functools.partial(xla.jit,
+                                                             mjx=xla.steps_mjx(env_id))
 
     def act(key):
         if env.action_kind == "discrete":
@@ -40,7 +50,7 @@ def measure(env_id: str, num_envs: int, steps: int, repeats: int,
         low, high = env.action_bounds
         return jax.random.uniform(key, (num_envs, env.action_size), jnp.float32, low, high)
 
-    @jax.jit
+    @jit
     def run(state, key):
         def body(s, k):
             s = env.step(s, act(k))
@@ -49,7 +59,7 @@ def measure(env_id: str, num_envs: int, steps: int, repeats: int,
         state, done = jax.lax.scan(body, state, jax.random.split(key, steps))
         return state, done.sum()
 
-    state = jax.jit(env.reset)(jax.random.key(0))
+    state = jit(env.reset)(jax.random.key(0))
     t0 = time.perf_counter()
     state, _ = block(run(state, jax.random.key(1)))
     compile_s = time.perf_counter() - t0
@@ -62,7 +72,7 @@ def measure(env_id: str, num_envs: int, steps: int, repeats: int,
     obs = "state" if pixels is None else (
         f"pixels {pixels.height}x{pixels.width} {pixels.camera!r} repeat {pixels.action_repeat}")
     return {"env": env_id, "observation": obs, "num_envs": num_envs, "steps": steps,
-            "repeats": repeats,
+            "repeats": repeats, "xla": options,
             "compile_and_first_s": compile_s, "median_s": med,
             "env_steps_per_s": num_envs * steps / med}
 
@@ -77,18 +87,25 @@ def main() -> None:
                    help="render SIZE x SIZE frames (3 stacked) instead of the state vector")
     p.add_argument("--camera", default="0", help="with --pixels: camera name or index")
     p.add_argument("--action-repeat", type=int, default=2, help="with --pixels")
+    p.add_argument("--xla", default="mimex",
+                   help="comma list: mimex (mimex-jax's XLA options) and/or jax (XLA's "
+                        "defaults)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
+    for o in a.xla.split(","):
+        if o not in ("mimex", "jax"):
+            p.error(f"--xla {o!r} is unknown; allowed: mimex, jax")
     px = None
     if a.pixels is not None:
         cam = int(a.camera) if a.camera.isdigit() else a.camera
         px = PixelConfig(camera=cam, height=a.pixels, width=a.pixels,
                          action_repeat=a.action_repeat)
-    rows = [measure(a.env, int(n), a.steps, a.repeats, px) for n in a.num_envs.split(",")]
-    print("| env | observation | num_envs | compile + first run (s) | env steps/s (median) |\n"
-          "|---|---|---|---|---|")
+    rows = [measure(a.env, int(n), a.steps, a.repeats, px, o)
+            for n in a.num_envs.split(",") for o in a.xla.split(",")]
+    print("| env | observation | num_envs | XLA options | compile + first run (s) "
+          "| env steps/s (median) |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['env']} | {r['observation']} | {r['num_envs']} | "
+        print(f"| {r['env']} | {r['observation']} | {r['num_envs']} | {r['xla']} | "
               f"{r['compile_and_first_s']:.1f} | {r['env_steps_per_s']:.1f} |")
     if a.out:
         a.out.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))

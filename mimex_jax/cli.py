@@ -226,9 +226,8 @@ def _eval_video(args: argparse.Namespace, cfg, state, labels: list[dict], step: 
     fn = video.make_video(cfg, args.video_episodes, args.video_size,
                           _camera_arg(args.video_camera))
     t0 = time.perf_counter()
-    out = jax.device_get(xla.jit(fn, static_argnums=3)(params, obs_stats,
-                                                       jax.random.key(args.seed),
-                                                       not args.stochastic))
+    out = jax.device_get(xla.jit(fn, static_argnums=3, mjx=xla.steps_mjx(cfg.env_id))(
+        params, obs_stats, jax.random.key(args.seed), not args.stochastic))
     clip = video.episode_clip(out["frames"], out["length"])
     fps = args.video_fps if args.video_fps is not None else video.video_fps(cfg)
     written = video.write_video(args.video, clip, fps)

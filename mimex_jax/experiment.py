@@ -144,11 +144,12 @@ def evaluate_members(m: Members, state: TrainState, episodes: int,
     evaluate = make_evaluate(m.cfg, episodes)
     fn = lambda p, s, k: evaluate(p, s, k, deterministic)  # noqa: E731
     keys = jax.random.split(jax.random.key(seed), len(m.labels))
+    mjx = xla.steps_mjx(m.cfg.env_id)
     if m.sweep:
-        out = xla.jit(jax.vmap(fn))(state.params, state.obs_stats, keys)
+        out = xla.jit(jax.vmap(fn), mjx=mjx)(state.params, state.obs_stats, keys)
     else:
-        out = jax.tree.map(lambda x: x[None], xla.jit(fn)(state.params, state.obs_stats,
-                                                          keys[0]))
+        out = jax.tree.map(lambda x: x[None], xla.jit(fn, mjx=mjx)(state.params,
+                                                                   state.obs_stats, keys[0]))
     out = jax.device_get(out)
     return {
         "episodes": episodes, "deterministic": deterministic,

@@ -75,7 +75,9 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
     spmd = "sweep" if sweep and mesh is not None else None
     step = jax.vmap(update_step, spmd_axis_name=spmd) if sweep else update_step
     init_v = jax.vmap(init, spmd_axis_name=spmd) if sweep else init
-    jit_init, jit_chunk = xla.jit, functools.partial(xla.jit, donate_argnums=0)
+    # MJX physics (Playground) compiles with XLA:CPU's older fusion emitters (mimex_jax.xla)
+    jit = functools.partial(xla.jit, mjx=xla.steps_mjx(cfg.env_id))
+    jit_init, jit_chunk = jit, functools.partial(jit, donate_argnums=0)
     if mesh is not None:
         if not sweep and mesh.shape["sweep"] > 1:
             raise ValueError(f"a single run cannot use a sweep axis of {mesh.shape['sweep']} "
@@ -87,14 +89,14 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
         # all-gather would add collectives over a second mesh axis for nothing.
         metrics_sh = member_sh
         init_v = distributed.under_mesh(init_v, mesh)
-        jit_init = functools.partial(xla.jit, in_shardings=(member_sh, member_sh),
+        jit_init = functools.partial(jit, in_shardings=(member_sh, member_sh),
                                      out_shardings=state_sh)
-        jit_chunk = functools.partial(xla.jit, donate_argnums=0,
+        jit_chunk = functools.partial(jit, donate_argnums=0,
                                       in_shardings=(state_sh, member_sh),
                                       out_shardings=(state_sh, metrics_sh))
     init_fn = jit_init(init_v)
     if mesh is not None:
-        init_fn = _placed_init(init_fn, xla.jit(jax.vmap(init)) if sweep else xla.jit(init),
+        init_fn = _placed_init(init_fn, jit(jax.vmap(init)) if sweep else jit(init),
                                state_sh)
     cache: dict[int, Callable] = {}
 

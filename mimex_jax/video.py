@@ -255,7 +255,8 @@ class Recorder:
                stream: TextIO | None = None) -> tuple[Path, np.ndarray, float]:
         """Roll out one episode with ``params`` and write it; ``(path, frames, fps)``."""
         if self._fn is None:
-            self._fn = xla.jit(make_video(self.cfg, 1, self.size))
+            self._fn = xla.jit(make_video(self.cfg, 1, self.size),
+                               mjx=xla.steps_mjx(self.cfg.env_id))
             self._fps = video_fps(self.cfg)
         out = jax.device_get(self._fn(params, obs_stats, jax.random.key(self.seed)))
         clip = episode_clip(out["frames"], out["length"])

@@ -9,6 +9,16 @@ program that mimex-jax compiles (the trainer's chunks and init, evaluation, vide
 benchmarks) passes :func:`compiler_options`, which turns those fusions off on the CPU
 backend only.
 
+Programs that step MuJoCo Playground's MJX physics (``env_id`` ``playground:*``) also pass
+:data:`MJX_CPU_OPTIONS`: XLA:CPU's newer fusion emitters (the default in jax 0.10) compile
+some of MJX's contact code (long chains of small scatters concatenated into one fusion)
+into loops that recompute their inputs per output element. On the 2-core VM Playground's
+``PandaOpenCabinetSparse`` stepped (random actions, state) at 9.7 env steps/s with one env
+and 4.5 with eight under XLA's defaults, and at 469 and 1,444 with these options
+(``benchmarks/env_speed.py --xla jax,mimex``, BENCHMARKS.md). Other programs keep XLA's
+default emitters (in an ad-hoc check the pixel DrQ-v2 update was slower with the older
+ones).
+
 The options are per program (``jax.jit(..., compiler_options=...)``), not process-wide:
 importing mimex-jax changes nothing else a user compiles. A user who sets
 ``xla_cpu_experimental_ynn_fusion_type`` in ``XLA_FLAGS`` keeps their own choice (no option
@@ -26,30 +36,43 @@ import jax
 
 #: what :func:`compiler_options` passes on the CPU backend (an empty list: no YNNPACK fusions)
 CPU_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": ""}
+#: added for programs that step MJX physics (``mjx=True``): XLA:CPU's older fusion emitters
+MJX_CPU_OPTIONS: dict[str, str | bool] = {"xla_cpu_use_fusion_emitters": False}
+
+
+def steps_mjx(env_id: str) -> bool:
+    """Whether ``env_id``'s physics is MuJoCo Playground's MJX (``playground:*``), whose
+    programs take :data:`MJX_CPU_OPTIONS` on CPU."""
+    return env_id.startswith("playground:")
 
 
 @functools.cache
-def _accepted(backend: str) -> bool:
-    """Whether this jaxlib knows the options (a tiny program compiled with them)."""
+def _accepted(backend: str, names: tuple[str, ...]) -> bool:
+    """Whether this jaxlib knows the options ``names`` (a tiny program compiled with
+    them)."""
+    opts = {**CPU_OPTIONS, **MJX_CPU_OPTIONS}
     try:
         jax.jit(lambda x: x + 1, backend=backend,
-                compiler_options=CPU_OPTIONS).lower(1.0).compile()
+                compiler_options={k: opts[k] for k in names}).lower(1.0).compile()
     except Exception:  # an unknown flag in another jaxlib: compile as jax does by default
         return False
     return True
 
 
-def compiler_options() -> dict[str, str] | None:
+def compiler_options(mjx: bool = False) -> dict[str, str | bool] | None:
     """``compiler_options`` for ``jax.jit`` on the default backend: :data:`CPU_OPTIONS` on
-    CPU, ``None`` elsewhere, when the user has set the flag in ``XLA_FLAGS``, when
-    ``MIMEX_JAX_XLA_DEFAULTS=0``, or when this jaxlib does not know the flag."""
-    if os.environ.get("MIMEX_JAX_XLA_DEFAULTS", "1") == "0":
+    CPU (with ``mjx``, :data:`MJX_CPU_OPTIONS` too), ``None`` elsewhere, with
+    ``MIMEX_JAX_XLA_DEFAULTS=0``, or when none is left. An option is left out when the user
+    has set its flag in ``XLA_FLAGS`` or this jaxlib does not know it."""
+    if os.environ.get("MIMEX_JAX_XLA_DEFAULTS", "1") == "0" or jax.default_backend() != "cpu":
         return None
-    if any(k in os.environ.get("XLA_FLAGS", "") for k in CPU_OPTIONS):
-        return None
-    if jax.default_backend() != "cpu" or not _accepted("cpu"):
-        return None
-    return dict(CPU_OPTIONS)
+    flags = os.environ.get("XLA_FLAGS", "")
+    out: dict[str, str | bool] = {}
+    for group in (CPU_OPTIONS, MJX_CPU_OPTIONS) if mjx else (CPU_OPTIONS,):
+        mine = {k: v for k, v in group.items() if k not in flags}
+        if mine and _accepted("cpu", tuple(sorted(mine))):
+            out.update(mine)
+    return out or None
 
 
 class _Jitted:
@@ -59,7 +82,7 @@ class _Jitted:
     the outer program and jax refuses nested ones. Everything else (``lower``, ``trace``,
     ``eval_shape``) is the top-level function's."""
 
-    def __init__(self, fn: Callable, options: dict[str, str], kwargs: dict[str, Any]):
+    def __init__(self, fn: Callable, options: dict[str, Any], kwargs: dict[str, Any]):
         self._top = jax.jit(fn, compiler_options=options, **kwargs)
         self._nested = jax.jit(fn, **kwargs)
         functools.update_wrapper(self, fn)
@@ -72,11 +95,12 @@ class _Jitted:
         return getattr(self._top, name)
 
 
-def jit(fn: Callable, **kwargs: Any) -> Callable:
-    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options` (explicit ones win); callable
-    inside other traces too (there without options: jax allows them on top-level programs
+def jit(fn: Callable, *, mjx: bool = False, **kwargs: Any) -> Callable:
+    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options` (``mjx``: the program steps
+    MJX physics, see :func:`steps_mjx`; explicit ``compiler_options`` win); callable inside
+    other traces too (there without options: jax allows them on top-level programs
     only)."""
-    opts = compiler_options()
+    opts = compiler_options(mjx)
     if opts is None or "compiler_options" in kwargs:
         return jax.jit(fn, **kwargs)
     return _Jitted(fn, opts, kwargs)

@@ -65,3 +65,22 @@ def test_callable_inside_other_traces() -> None:
     assert jax.eval_shape(f, jax.ShapeDtypeStruct((3,), jnp.float32)).shape == (3,)
     assert jax.vmap(f)(jnp.arange(3.0)).tolist() == [1.0, 3.0, 5.0]
     assert float(f.lower(1.0).compile()(1.0)) == 3.0  # attributes: the top-level jit's
+
+
+def test_mjx_programs_add_the_older_fusion_emitters(monkeypatch) -> None:
+    """Programs that step MJX physics (Playground) also turn XLA:CPU's newer fusion
+    emitters off; others do not; a user's XLA_FLAGS setting of either flag wins."""
+    assert xla.steps_mjx("playground:PandaOpenCabinetSparse")
+    assert not xla.steps_mjx("gymnax:DeepSea-bsuite")
+    assert not xla.steps_mjx("brax:reacher_sparse")
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.delenv("MIMEX_JAX_XLA_DEFAULTS", raising=False)
+    assert xla.compiler_options() == xla.CPU_OPTIONS
+    assert xla.compiler_options(mjx=True) == {**xla.CPU_OPTIONS, **xla.MJX_CPU_OPTIONS}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true")
+    assert xla.compiler_options(mjx=True) == xla.CPU_OPTIONS
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=true "
+                       "--xla_cpu_experimental_ynn_fusion_type=")
+    assert xla.compiler_options(mjx=True) is None
+    f = xla.jit(lambda v: v * 2.0, mjx=True)
+    assert float(f(1.5)) == 3.0

@@ -130,7 +130,7 @@ def random_policy_episodes(env, episodes: int, num_envs: int, seed: int,
         (_, min_d, hit), _ = jax.lax.scan(body, init, jax.random.split(k_act, episode_length))
         return min_d, hit
 
-    run = xla.jit(episode_batch)
+    run = xla.jit(episode_batch, mjx=xla.steps_mjx(getattr(env, "env_id", "")))
     keys = jax.random.split(jax.random.PRNGKey(seed), -(-episodes // num_envs))
     out = [tuple(np.asarray(x) for x in run(k)) for k in keys]
     min_d = np.concatenate([o[0] for o in out])[:episodes]

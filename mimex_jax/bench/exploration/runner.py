@@ -85,7 +85,7 @@ def init_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]],
     keys = jnp.stack([jax.random.key(s) for s, _ in members])
     hps = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]),
                        *[hp for _, hp in members])
-    return xla.jit(jax.vmap(make_train(cfg)[0]))(keys, hps)
+    return xla.jit(jax.vmap(make_train(cfg)[0]), mjx=xla.steps_mjx(cfg.env_id))(keys, hps)
 
 
 def _progress(tag: str, reached: np.ndarray, has_success: bool, member: int | None = None
@@ -133,7 +133,7 @@ def member_eval(cfg: TrainConfig, eval_episodes: int
                 ) -> Callable[[Any, Any, jax.Array], dict[str, jax.Array]]:
     """The jitted final evaluation of one member (:func:`_final_eval`), kept for the process
     like :func:`member_runner`."""
-    return xla.jit(_final_eval(cfg, eval_episodes))
+    return xla.jit(_final_eval(cfg, eval_episodes), mjx=xla.steps_mjx(cfg.env_id))
 
 
 def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chunk: int,
@@ -183,7 +183,8 @@ def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chun
     if eval_episodes == 0:
         return metrics, None, seconds
     # one compiled program for both modes, vmapped over members
-    final = xla.jit(jax.vmap(_final_eval(cfg, eval_episodes), in_axes=(0, 0, None)))(
+    final = xla.jit(jax.vmap(_final_eval(cfg, eval_episodes), in_axes=(0, 0, None)),
+                    mjx=xla.steps_mjx(cfg.env_id))(
         state.params, state.obs_stats, key)
     return metrics, {k: np.asarray(v) for k, v in final.items()}, seconds
 
