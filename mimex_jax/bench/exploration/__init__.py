@@ -86,10 +86,12 @@ Tasks (``TASKS``) and what is scored per seed:
   exploration can make a difference; pick-cube's random policy never came within 0.3 m.
   Its default is a GPU budget: 1024 envs x 32 steps x 100 iterations = 3.3M env steps per
   seed (``mimex-jax bench exploration --tasks panda-open-cabinet-sparse-pixels
-  --no-ablations``; not yet run on a GPU). On this CPU the Panda physics compiles for
-  minutes and runs at a few env steps/s: ``--quick`` (2 envs x 8 steps x 2 iterations) is
-  a smoke run only (``--quick --methods none --seeds 1`` took 187 s here, compile
-  included, 2026-12-02).
+  --no-ablations``; not yet run on a GPU). On this CPU, before mimex-jax compiled MJX
+  programs with XLA:CPU's older fusion emitters (:mod:`mimex_jax.xla`), the Panda physics
+  ran at about 6 env steps/s with one env, and ``--num-envs 1 --iterations 32 --chunk 8``
+  (1,024 env steps, about 7 episodes, per seed) took an hour (BENCHMARKS.md); the physics
+  is now about 50x faster, and a CPU hour's budget is still to be sized. ``--quick``
+  (2 envs x 8 steps x 2 iterations) is a smoke run.
 
 ``--num-envs N`` sets the envs per run of the pixel tasks (the other tasks keep theirs).
 
