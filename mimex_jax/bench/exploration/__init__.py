@@ -89,9 +89,11 @@ Tasks (``TASKS``) and what is scored per seed:
   --no-ablations``; not yet run on a GPU). On this CPU, before mimex-jax compiled MJX
   programs with XLA:CPU's older fusion emitters (:mod:`mimex_jax.xla`), the Panda physics
   ran at about 6 env steps/s with one env, and ``--num-envs 1 --iterations 32 --chunk 8``
-  (1,024 env steps, about 7 episodes, per seed) took an hour (BENCHMARKS.md); the physics
-  is now about 50x faster, and a CPU hour's budget is still to be sized. ``--quick``
-  (2 envs x 8 steps x 2 iterations) is a smoke run.
+  (1,024 env steps, about 7 episodes, per seed) took an hour (BENCHMARKS.md). Now the
+  whole pixel training step runs at about 49 env steps/s with 4 envs (``--num-envs 4
+  --iterations 16``: 2,048 env steps per seed, about 20 minutes for 4 methods x 5 seeds),
+  so the CPU's hour is about ``--num-envs 4 --iterations 60`` (7,680 env steps per seed;
+  not yet run). ``--quick`` (2 envs x 8 steps x 2 iterations) is a smoke run.
 
 ``--num-envs N`` sets the envs per run of the pixel tasks (the other tasks keep theirs).
 

@@ -617,8 +617,8 @@ for _task in (
         "64x64 pixels (camera side, 3 stacked frames, 150-step episodes; reward 1 while the "
         "handle is within 0.05 m of its target; needs MuJoCo Menagerie's Panda model)",
         _panda_pixels, scores=_PANDA_SCORES, default=False,
-        note="a GPU budget, 3.3M env steps per seed; CPU: size it with "
-             "benchmarks/env_speed.py"),
+        note="a GPU budget, 3.3M env steps per seed; CPU hour: --num-envs 4 "
+             "--iterations 60"),
 ):
     register_task(_task)
 del _task
