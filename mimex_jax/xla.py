@@ -20,9 +20,10 @@ default emitters (in an ad-hoc check the pixel DrQ-v2 update was slower with the
 ones).
 
 The options are per program (``jax.jit(..., compiler_options=...)``), not process-wide:
-importing mimex-jax changes nothing else a user compiles. A user who sets
-``xla_cpu_experimental_ynn_fusion_type`` in ``XLA_FLAGS`` keeps their own choice (no option
-is passed then), and ``MIMEX_JAX_XLA_DEFAULTS=0`` turns this module off.
+importing mimex-jax changes nothing else a user compiles. A user who sets either flag
+(``xla_cpu_experimental_ynn_fusion_type``, ``xla_cpu_use_fusion_emitters``) in
+``XLA_FLAGS`` keeps their own choice (that option is not passed then), and
+``MIMEX_JAX_XLA_DEFAULTS=0`` turns this module off.
 """
 
 from __future__ import annotations
