@@ -108,6 +108,9 @@ def main() -> None:
     p.add_argument("--value-coef", type=float, default=0.5,
                    help="weight of the value loss (it shares the encoder with the policy)")
     p.add_argument("--max-grad-norm", type=float, default=0.5)
+    p.add_argument("--gamma", type=float, default=0.99, help="discount")
+    p.add_argument("--entropy-coef", type=float, default=0.0, help="weight of the entropy bonus")
+    p.add_argument("--clip-eps", type=float, default=0.2, help="PPO's ratio clip")
     p.add_argument("--epochs", type=int, default=4, help="PPO epochs per iteration")
     p.add_argument("--minibatches", type=int, default=4, help="PPO minibatches per epoch")
     p.add_argument("--camera", default=None, help="camera name (default: the task's)")
@@ -116,9 +119,9 @@ def main() -> None:
     p.add_argument("--encoder", default="conv", help="conv (learned), random_conv or vit")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels_learning.json")
     args = p.parse_args()
-    hp = HParams(lr=args.lr, clip_eps=0.2, value_coef=args.value_coef, entropy_coef=0.0,
-                 max_grad_norm=args.max_grad_norm,
-                 gamma=0.99, lam=0.95, k_expl=0.5, mask_ratio=0.7)
+    hp = HParams(lr=args.lr, clip_eps=args.clip_eps, value_coef=args.value_coef,
+                 entropy_coef=args.entropy_coef, max_grad_norm=args.max_grad_norm,
+                 gamma=args.gamma, lam=0.95, k_expl=0.5, mask_ratio=0.7).validate()
     result = {"machine": machine(), "command": " ".join(["python"] + sys.argv),
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
               "hparams": hp._asdict(), "methods": {}}
