@@ -93,7 +93,8 @@ Tasks (``TASKS``) and what is scored per seed:
   whole pixel training step runs at about 49 env steps/s with 4 envs (``--num-envs 4
   --iterations 16``: 2,048 env steps per seed, about 20 minutes for 4 methods x 5 seeds),
   so the CPU's hour is about ``--num-envs 4 --iterations 60`` (7,680 env steps per seed;
-  not yet run). ``--quick`` (2 envs x 8 steps x 2 iterations) is a smoke run.
+  2,301 s for 4 methods x 5 seeds on one core, no method distinguished: BENCHMARKS.md).
+  ``--quick`` (2 envs x 8 steps x 2 iterations) is a smoke run.
 
 ``--num-envs N`` sets the envs per run of the pixel tasks (the other tasks keep theirs).
 
