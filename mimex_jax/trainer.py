@@ -59,6 +59,9 @@ class TrainConfig:
     on three seeds; without it the same runs reach 486, 475 and 486
     (``python benchmarks/learning_cartpole.py``).
 
+    ``normalize_intrinsic`` divides the bonus by its running std; ``center_intrinsic``
+    also subtracts its running mean (a zero-mean bonus that does not reward long episodes).
+
     ``observation="pixels"`` renders camera images (:mod:`mimex_jax.envs.pixels`) as set by
     the ``pixels`` mapping (camera, height, width, frame_stack, action_repeat, proprio,
     encoder); the actor-critic then reads them through a conv encoder
@@ -84,6 +87,7 @@ class TrainConfig:
     normalize_obs: bool = False
     clip_value: bool = False
     normalize_intrinsic: bool = False
+    center_intrinsic: bool = False
     intrinsic_value_head: bool = False
     actor_hidden: tuple[int, ...] = (256, 128, 64)
     critic_hidden: tuple[int, ...] = (256, 128, 64)
@@ -109,6 +113,9 @@ class TrainConfig:
         batch = self.steps_per_iteration
         require("total_steps", self.total_steps, self.total_steps >= batch,
                 f"at least one iteration, {batch} env steps")
+        require("center_intrinsic", self.center_intrinsic,
+                not self.center_intrinsic or self.normalize_intrinsic,
+                "false unless normalize_intrinsic is true (centring uses its running stats)")
         require("observation", self.observation, self.observation in OBSERVATIONS,
                 str(OBSERVATIONS))
         if self.observation == "pixels":
@@ -228,7 +235,9 @@ def make_reward(cfg: TrainConfig, emb_dim: int, action_dim: int, discrete: bool
     embeddings of width ``emb_dim``."""
     ctx = registry.BonusContext(cfg.seq_len, emb_dim, action_dim, discrete)
     fn = registry.get(cfg.reward).build(ctx, bonus_settings(cfg))
-    return normalize_rewards(fn) if cfg.normalize_intrinsic and cfg.reward != "none" else fn
+    if cfg.normalize_intrinsic and cfg.reward != "none":
+        return normalize_rewards(fn, center=cfg.center_intrinsic)
+    return fn
 
 
 def with_bonus_settings(cfg: TrainConfig, settings: dict[str, Any]) -> TrainConfig:

@@ -244,6 +244,24 @@ def test_normalized_rewards_have_unit_running_scale(seq) -> None:
     assert 0.3 < float(np.std(r)) < 3.0
 
 
+def test_centred_rewards_subtract_the_running_mean(seq) -> None:
+    """``center=True``: the same rewards as plain normalisation, shifted by the running mean
+    over the running std, so a batch that is all there is has mean ~0; scoring without an
+    update uses the same shift."""
+    plain, centred = (normalize_rewards(mimex(MIMExConfig(**SMALL)), center=c)
+                      for c in (False, True))
+    batch = RewardBatch(seq=seq * 10)
+    key = jax.random.key(0)
+    s_p, r_p, _ = plain.update(plain.init(key, batch), batch, jax.random.key(1))
+    s_c, r_c, m = centred.update(centred.init(key, batch), batch, jax.random.key(1))
+    shift = float(s_c.stats.mean) / float(m["reward_running_std"])
+    assert float(np.mean(r_p)) > 1.0  # the plain bonus is a big positive constant
+    np.testing.assert_allclose(np.asarray(r_c), np.asarray(r_p) - shift, rtol=1e-4, atol=1e-4)
+    assert abs(float(np.mean(r_c))) < 0.05
+    scored = centred.reward(s_c, batch, jax.random.key(1))
+    np.testing.assert_allclose(np.mean(scored), np.mean(r_c), atol=0.3)
+
+
 # ------------------------------------------------------------------ validation
 
 

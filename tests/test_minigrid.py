@@ -120,6 +120,75 @@ def test_onehot_view():
     assert x[0, 2] == 1 and x[0, 13 + 0] == 1 and x[1, 12] == 1 and x[1, 13 + 11] == 1
 
 
+# ------------------------------------------------------------------ KeyCorridor (our port)
+
+@pytest.mark.parametrize("name,size,rows", [("KeyCorridorS3R3", 3, 3),
+                                            ("KeyCorridorS4R3", 4, 3)])
+def test_key_corridor_layout(name: str, size: int, rows: int) -> None:
+    """Over 16 resets: one locked door, on the corridor's right wall, in the ball's row; the
+    key of its colour in a left room; the agent in the corridor; every side room has one
+    closed door to the corridor; the goal is holding this ball; MiniGrid's time limit."""
+    from xminigrid.core.constants import Tiles
+
+    env = envs.make_base(f"minigrid:{name}")
+    assert env.spec.episode_length == 30 * size ** 2 and env.spec.num_actions == 6
+    ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(7), 16)).pipeline_state
+    grids, goals = np.asarray(ts.state.grid), np.asarray(ts.state.goal_encoding)
+    pos = np.asarray(ts.state.agent.position)
+    s = size - 1
+    assert grids.shape[1:] == (s * rows + 1, 3 * s + 1, 2)
+    ball_rows = set()
+    for g, goal, (ay, ax) in zip(grids, goals, pos, strict=True):
+        tiles, colours = g[..., 0], g[..., 1]
+        (ly,), (lx,) = np.nonzero(tiles == Tiles.DOOR_LOCKED)
+        assert lx == 2 * s
+        (ky,), (kx,) = np.nonzero(tiles == Tiles.KEY)
+        (by,), (bx,) = np.nonzero(tiles == Tiles.BALL)
+        assert 0 < kx < s and 2 * s < bx < 3 * s and s < ax < 2 * s
+        assert (ay - 1) // s == rows // 2  # the corridor's middle room
+        assert colours[ky, kx] == colours[ly, lx]
+        assert (by - 1) // s == (ly - 1) // s  # ball behind the locked door
+        ball_rows.add(int((by - 1) // s))
+        closed = np.argwhere(tiles == Tiles.DOOR_CLOSED)
+        assert len(closed) == 2 * rows - 1 and set(closed[:, 1]) <= {s, 2 * s}
+        for x in (s, 2 * s):  # one door per room along each corridor wall
+            doors = np.argwhere(np.isin(tiles[:, x], [Tiles.DOOR_CLOSED, Tiles.DOOR_LOCKED]))
+            assert sorted(((doors[:, 0] - 1) // s).tolist()) == list(range(rows))
+        assert goal[0] == 1 and goal[1] == Tiles.BALL and goal[2] == colours[by, bx]
+    assert len(ball_rows) > 1  # the locked room moves between resets
+
+
+def test_key_corridor_is_solved_by_minigrid_moves() -> None:
+    """S3R1 (key | corridor | locked room with the ball): open the door, take the key, unlock,
+    put the key down, pick up the ball. Success and MiniGrid's reward come on the last move
+    only."""
+    env = envs.make_base("minigrid:KeyCorridorS3R1")
+    step = jax.jit(env.step)
+    for seed in range(4):
+        st = env.reset(jax.random.key(seed))
+        turns = (int(st.pipeline_state.state.agent.direction) - 3) % 4  # to face left (3)
+        # forward 0, right 1, left 2, pick up 3, put down 4, toggle 5
+        moves = [2] * turns + [5, 0, 3, 1, 1, 0, 5, 0, 2, 2, 4, 1, 1, 3]
+        for i, a in enumerate(moves):
+            st = step(st, jnp.asarray(a))
+            last = i == len(moves) - 1
+            assert float(st.metrics["success"]) == float(last), (seed, i)
+            assert float(st.done) == float(last)
+        np.testing.assert_allclose(float(st.reward), 1 - 0.9 * len(moves) / 270, rtol=1e-6)
+
+
+def test_key_corridor_needs_empty_hands() -> None:
+    """Facing the ball with the key in hand, pick-up does nothing (MiniGrid's rule)."""
+    env = envs.make_base("minigrid:KeyCorridorS3R1")
+    step = jax.jit(env.step)
+    st = env.reset(jax.random.key(0))
+    turns = (int(st.pipeline_state.state.agent.direction) - 3) % 4
+    for a in [2] * turns + [5, 0, 3, 1, 1, 0, 5, 0, 3]:  # ... unlock, step in, pick up
+        st = step(st, jnp.asarray(a))
+    assert float(st.done) == 0.0 and float(st.metrics["success"]) == 0.0
+    assert int(st.pipeline_state.state.agent.pocket[0]) != 0  # still holding the key
+
+
 @pytest.mark.slow  # the PPO + MIMEx compile: ~50 s of CPU time
 def test_fused_trainer_runs_and_reports_success():
     """A tiny PPO + MIMEx run on DoorKey-5x5 inside the fused train program, two seeds vmapped."""

@@ -5,8 +5,10 @@ The backend is `xminigrid <https://github.com/dunnolab/xland-minigrid>`_ (``pip 
 xminigrid``, or ``pip install mimex-jax[envs]``): pure JAX, jittable and vmappable, with small
 dependencies. Its MiniGrid ports are the ids of :func:`minigrid_env_names` (``DoorKey-5x5``,
 ``-6x6``, ``-8x8``, ``-16x16``, ``FourRooms``, ``LockedRoom``, ``BlockedUnlockPickUp``,
-``UnlockPickUp``, ``Unlock``, ``Empty-*``, ``Memory*`` ...). It has no KeyCorridor and no
-MultiRoom (Navix has KeyCorridor but no MultiRoom either, and imports wandb, distrax and rlax).
+``UnlockPickUp``, ``Unlock``, ``Empty-*``, ``Memory*`` ...), plus MiniGrid's
+``KeyCorridorS3R1`` ... ``KeyCorridorS6R3``, which xminigrid lacks and
+:mod:`mimex_jax.envs.minigrid_tasks` builds on xminigrid's core. There is no MultiRoom
+(neither xminigrid nor Navix has one).
 
 - Observation: the agent's egocentric ``view_size x view_size`` symbolic view (xminigrid's
   "transparent" field of view; the carried object shows in the agent's own cell), each cell
@@ -48,9 +50,13 @@ def _import_xminigrid():
 
 
 def minigrid_env_names() -> list[str]:
-    """The MiniGrid task names of xminigrid, without its ``MiniGrid-`` prefix."""
+    """The MiniGrid task names of xminigrid, without its ``MiniGrid-`` prefix, and the
+    tasks of :mod:`mimex_jax.envs.minigrid_tasks`."""
+    from mimex_jax.envs.minigrid_tasks import EXTRA_TASKS
+
     names = _import_xminigrid().registered_environments()
-    return sorted(n[len(_PREFIX):] for n in names if n.startswith(_PREFIX))
+    return sorted([n[len(_PREFIX):] for n in names if n.startswith(_PREFIX)]
+                  + list(EXTRA_TASKS))
 
 
 def onehot_view(view: jax.Array) -> jax.Array:
@@ -79,7 +85,10 @@ class MiniGridEnv(ParamsEnv):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{k}={v!r} for minigrid:{name} is invalid; allowed: an "
                                  "integer >= 1")
-        env, params = xminigrid.make(_PREFIX + name)
+        from mimex_jax.envs.minigrid_tasks import EXTRA_TASKS, make_extra
+
+        env, params = (make_extra(name) if name in EXTRA_TASKS
+                       else xminigrid.make(_PREFIX + name))
         self._name = name
         self._env = env
         self._params = params.replace(**overrides)

@@ -1,4 +1,5 @@
-"""Running-std normalisation of intrinsic rewards, as a wrapper around any reward.
+"""Running-std normalisation (optionally centring) of intrinsic rewards, as a wrapper
+around any reward.
 
 Off by default (the original feeds raw MIMEx losses into the return). Wrapping divides
 rewards by the running standard deviation of all rewards seen so far (parallel-variance
@@ -53,14 +54,27 @@ class NormalizedState(NamedTuple):
     stats: RunningStats
 
 
-def normalize_rewards(inner: IntrinsicReward, eps: float = 1e-8) -> IntrinsicReward:
-    """Wrap ``inner`` so rewards are divided by the running std of its raw rewards."""
+def normalize_rewards(inner: IntrinsicReward, eps: float = 1e-8, center: bool = False
+                      ) -> IntrinsicReward:
+    """Wrap ``inner`` so rewards are divided by the running std of its raw rewards.
+
+    ``center=True`` also subtracts the running mean first, so the bonus is zero-mean:
+    positive on inputs less familiar than average, negative on more familiar ones. A
+    reconstruction or prediction loss has a large floor (its mean is many times its std),
+    so the merely divided bonus is a big positive constant on every step, which in an
+    episodic task pays the policy for not ending episodes; centring removes that constant
+    and keeps only the ranking of inputs by novelty.
+    """
+
+    def scale(raw: jax.Array, stats: RunningStats) -> jax.Array:
+        shifted = raw - stats.mean if center else raw
+        return shifted / jnp.sqrt(stats.var + eps)
 
     def init(key: PRNGKey, batch: RewardBatch | None = None) -> NormalizedState:
         return NormalizedState(inner.init(key, batch), init_stats())
 
     def reward(state: NormalizedState, batch: RewardBatch, key: PRNGKey) -> jax.Array:
-        return inner.reward(state.inner, batch, key) / jnp.sqrt(state.stats.var + eps)
+        return scale(inner.reward(state.inner, batch, key), state.stats)
 
     def update(state: NormalizedState, batch: RewardBatch, key: PRNGKey
                ) -> tuple[NormalizedState, jax.Array, Metrics]:
@@ -68,6 +82,6 @@ def normalize_rewards(inner: IntrinsicReward, eps: float = 1e-8) -> IntrinsicRew
         stats = update_stats(state.stats, raw)
         metrics = {**metrics, "raw_reward_mean": jnp.mean(raw),
                    "reward_running_std": jnp.sqrt(stats.var)}
-        return NormalizedState(inner_state, stats), raw / jnp.sqrt(stats.var + eps), metrics
+        return NormalizedState(inner_state, stats), scale(raw, stats), metrics
 
     return with_leading_axes(IntrinsicReward(init, reward, update))

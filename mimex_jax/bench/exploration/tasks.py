@@ -348,6 +348,20 @@ def _doorkey(args: argparse.Namespace) -> list[Instance]:
                      hp=ppo_hparams(entropy_coef=0.01), info={"episode_length": 250})]
 
 
+def _minigrid(name: str, env: str, episode_length: int
+              ) -> Callable[[argparse.Namespace], list[Instance]]:
+    """A harder MiniGrid task at DoorKey-5x5's settings: 64 envs x 32 steps x 128
+    iterations (262k env steps per seed; ``--quick``: 16 envs x 8 iterations)."""
+    def make(args: argparse.Namespace) -> list[Instance]:
+        its = args.iterations or (8 if args.quick else 128)
+        n = 16 if args.quick else 64
+        return [Instance(task=name, label=name,
+                         cfg=train_config(f"minigrid:{env}", n, 32, its, episode_length=None),
+                         hp=ppo_hparams(entropy_coef=0.01),
+                         info={"episode_length": episode_length})]
+    return make
+
+
 # --------------------------------------------------------------------------- Craftax
 
 # the share of training iterations, at the end, whose finished episodes score a Craftax seed
@@ -596,6 +610,17 @@ for _task in (
     Task("minigrid-doorkey", "MiniGrid DoorKey-5x5 (xminigrid, 250 steps, egocentric one-hot "
          "view): pick up the key, open the door, reach the goal", _doorkey,
          scores=_CAR_SCORES, seeds=10, quick_seeds=10),
+    Task("minigrid-doorkey-8x8", "MiniGrid DoorKey-8x8 (xminigrid, 640 steps, egocentric "
+         "one-hot view; a random policy succeeds in ~3% of episodes)",
+         _minigrid("minigrid-doorkey-8x8", "DoorKey-8x8", 640), scores=_CAR_SCORES,
+         seeds=10, quick_seeds=10, default=False,
+         note="262k env steps per seed, ~35 min for 4 methods x 10 seeds on 2 CPU cores"),
+    Task("minigrid-keycorridor", "MiniGrid KeyCorridorS3R3 (mimex_jax.envs.minigrid_tasks on "
+         "xminigrid, 270 steps): fetch the key from a side room, unlock the ball's room, "
+         "pick the ball up; a random policy succeeds in ~0.6% of episodes",
+         _minigrid("minigrid-keycorridor", "KeyCorridorS3R3", 270), scores=_CAR_SCORES,
+         seeds=10, quick_seeds=10, default=False,
+         note="262k env steps per seed, ~35 min for 4 methods x 10 seeds on 2 CPU cores"),
     CraftaxTask("craftax-classic", "Craftax-Classic-Symbolic-v1 (craftax, 22 achievements, "
                 "episodes up to 10,000 steps; no success)",
                 _craftax("craftax-classic", "Craftax-Classic-Symbolic-v1"),
