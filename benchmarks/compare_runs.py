@@ -44,7 +44,9 @@ def table(runs: list[Path]) -> str:
     for run in runs:
         r = load_config(run / "config.yaml")
         what = r.train.reward if r.train.reward == "none" else \
-            f"{r.train.reward} (k_expl {r.hparams.k_expl:g})"
+            f"{r.train.reward} (k_expl {r.hparams.k_expl:g}" + \
+            (f", centred: {r.train.center_intrinsic})" if r.train.center_intrinsic != "none"
+             else ")")
         cells = [run.name, what,
                  str(len(per_seed(run, "return")))]
         cells += [_cell(per_seed(run, m)) for m in metrics]

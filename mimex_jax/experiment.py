@@ -315,7 +315,7 @@ def _recorder(rc: RunConfig, m: Members, run_dir: Path) -> Recorder | None:
 def baseline_config(rc: RunConfig) -> RunConfig:
     """``rc`` without an exploration bonus (same budget, seeds and PPO settings)."""
     train_cfg = dataclasses.replace(rc.train, reward="none", normalize_intrinsic=False,
-                                    center_intrinsic=False,
+                                    center_intrinsic="none",
                                     mimex=(), bonus=())
     run = dataclasses.replace(rc.run, compare_baseline=False)
     return dataclasses.replace(rc, train=train_cfg, run=run, sweep=None)

@@ -36,7 +36,13 @@ from mimex_jax.distributed import constrain_envs
 from mimex_jax.envs.pixels import PixelConfig, pixel_config
 from mimex_jax.rewards import IntrinsicReward, RewardBatch, normalize_rewards, registry
 from mimex_jax.rewards.base import integral_fields, require
-from mimex_jax.rewards.normalize import NormalizedState, RunningStats, init_stats, update_stats
+from mimex_jax.rewards.normalize import (
+    CENTERINGS,
+    NormalizedState,
+    RunningStats,
+    init_stats,
+    update_stats,
+)
 
 EMBEDDINGS = ("obs", "random_projection", "torso", "encoder")
 OBSERVATIONS = ("state", "pixels")
@@ -60,7 +66,9 @@ class TrainConfig:
     (``python benchmarks/learning_cartpole.py``).
 
     ``normalize_intrinsic`` divides the bonus by its running std; ``center_intrinsic``
-    also subtracts its running mean (a zero-mean bonus that does not reward long episodes).
+    (``"running"`` or ``"batch"``) also subtracts its running or its batch mean, a
+    zero-mean bonus that does not pay for long episodes
+    (:func:`mimex_jax.rewards.normalize_rewards`).
 
     ``observation="pixels"`` renders camera images (:mod:`mimex_jax.envs.pixels`) as set by
     the ``pixels`` mapping (camera, height, width, frame_stack, action_repeat, proprio,
@@ -87,7 +95,7 @@ class TrainConfig:
     normalize_obs: bool = False
     clip_value: bool = False
     normalize_intrinsic: bool = False
-    center_intrinsic: bool = False
+    center_intrinsic: str = "none"
     intrinsic_value_head: bool = False
     actor_hidden: tuple[int, ...] = (256, 128, 64)
     critic_hidden: tuple[int, ...] = (256, 128, 64)
@@ -114,8 +122,10 @@ class TrainConfig:
         require("total_steps", self.total_steps, self.total_steps >= batch,
                 f"at least one iteration, {batch} env steps")
         require("center_intrinsic", self.center_intrinsic,
-                not self.center_intrinsic or self.normalize_intrinsic,
-                "false unless normalize_intrinsic is true (centring uses its running stats)")
+                self.center_intrinsic in CENTERINGS, str(list(CENTERINGS)))
+        require("center_intrinsic", self.center_intrinsic,
+                self.center_intrinsic == "none" or self.normalize_intrinsic,
+                "'none' unless normalize_intrinsic is true (centring is part of it)")
         require("observation", self.observation, self.observation in OBSERVATIONS,
                 str(OBSERVATIONS))
         if self.observation == "pixels":

@@ -65,14 +65,17 @@ def test_methods_use_the_paper_mimex_and_zero_k_without_bonus() -> None:
 
 
 def test_centred_methods_and_minigrid_tasks() -> None:
-    """``<bonus>-centered`` is the bonus's own config plus ``center_intrinsic``; the harder
+    """``<bonus>-centered`` / ``-batchcentered`` are the bonus's own config plus
+    ``center_intrinsic``; the harder
     MiniGrid tasks are opt-in, 10 seeds, 262k env steps per seed on MiniGrid's own limit."""
     inst = ex.TASKS["minigrid-keycorridor"].instances(_args())[0]
     for name in ("rnd", "icm", "mimex"):
         plain, _ = ex.method_config(inst, ex.METHODS[name])
         centred, hp = ex.method_config(inst, ex.METHODS[f"{name}-centered"])
-        assert centred == dataclasses.replace(plain, center_intrinsic=True)
-        assert not plain.center_intrinsic and hp.k_expl == 0.5
+        assert centred == dataclasses.replace(plain, center_intrinsic="running")
+        batch, _ = ex.method_config(inst, ex.METHODS[f"{name}-batchcentered"])
+        assert batch == dataclasses.replace(plain, center_intrinsic="batch")
+        assert plain.center_intrinsic == "none" and hp.k_expl == 0.5
     assert f"{name}-centered" not in ex.DEFAULT_METHODS
     for task, env in (("minigrid-keycorridor", "minigrid:KeyCorridorS3R3"),
                       ("minigrid-doorkey-8x8", "minigrid:DoorKey-8x8")):

@@ -244,22 +244,28 @@ def test_normalized_rewards_have_unit_running_scale(seq) -> None:
     assert 0.3 < float(np.std(r)) < 3.0
 
 
-def test_centred_rewards_subtract_the_running_mean(seq) -> None:
-    """``center=True``: the same rewards as plain normalisation, shifted by the running mean
-    over the running std, so a batch that is all there is has mean ~0; scoring without an
-    update uses the same shift."""
-    plain, centred = (normalize_rewards(mimex(MIMExConfig(**SMALL)), center=c)
-                      for c in (False, True))
+def test_centred_rewards_subtract_the_running_or_batch_mean(seq) -> None:
+    """``center="running"``: plain normalisation shifted by the running mean over the running
+    std, so a batch that is all there is has mean ~0; ``"batch"``: shifted by the batch's
+    own mean, exactly zero-mean; scoring without an update uses the same shifts."""
+    plain, running, batch_c = (normalize_rewards(mimex(MIMExConfig(**SMALL)), center=c)
+                               for c in ("none", "running", "batch"))
     batch = RewardBatch(seq=seq * 10)
     key = jax.random.key(0)
     s_p, r_p, _ = plain.update(plain.init(key, batch), batch, jax.random.key(1))
-    s_c, r_c, m = centred.update(centred.init(key, batch), batch, jax.random.key(1))
+    s_c, r_c, m = running.update(running.init(key, batch), batch, jax.random.key(1))
+    s_b, r_b, _ = batch_c.update(batch_c.init(key, batch), batch, jax.random.key(1))
     shift = float(s_c.stats.mean) / float(m["reward_running_std"])
     assert float(np.mean(r_p)) > 1.0  # the plain bonus is a big positive constant
     np.testing.assert_allclose(np.asarray(r_c), np.asarray(r_p) - shift, rtol=1e-4, atol=1e-4)
     assert abs(float(np.mean(r_c))) < 0.05
-    scored = centred.reward(s_c, batch, jax.random.key(1))
+    np.testing.assert_allclose(np.asarray(r_b), np.asarray(r_p) - np.mean(r_p), atol=1e-4)
+    assert abs(float(np.mean(r_b))) < 1e-5
+    scored = running.reward(s_c, batch, jax.random.key(1))
     np.testing.assert_allclose(np.mean(scored), np.mean(r_c), atol=0.3)
+    assert abs(float(np.mean(batch_c.reward(s_b, batch, jax.random.key(1))))) < 1e-5
+    with pytest.raises(ValueError, match="center='yes' is invalid"):
+        normalize_rewards(mimex(MIMExConfig(**SMALL)), center="yes")
 
 
 # ------------------------------------------------------------------ validation

@@ -78,9 +78,12 @@ def test_same_key_same_metrics(tiny_train) -> None:
 def test_config_and_hparam_validation() -> None:
     with pytest.raises(ValueError, match="minibatches=3 is invalid; allowed: a divisor"):
         TrainConfig(num_envs=4, rollout_len=8, minibatches=3)
-    with pytest.raises(ValueError, match="center_intrinsic=True is invalid; allowed: false "
-                                         "unless normalize_intrinsic"):
-        TrainConfig(center_intrinsic=True)
+    with pytest.raises(ValueError, match="center_intrinsic='batch' is invalid; allowed: "
+                                         "'none' unless normalize_intrinsic"):
+        TrainConfig(center_intrinsic="batch")
+    with pytest.raises(ValueError, match="center_intrinsic=True is invalid; allowed: "
+                                         r"\['none', 'running', 'batch'\]"):
+        TrainConfig(center_intrinsic=True, normalize_intrinsic=True)
     with pytest.raises(ValueError, match="reward='curiosity' is invalid"):
         TrainConfig(reward="curiosity")
     with pytest.raises(ValueError, match=r"hparams.gamma=1.5 is invalid; allowed: in \[0, 1\]"):

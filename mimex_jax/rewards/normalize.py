@@ -54,21 +54,31 @@ class NormalizedState(NamedTuple):
     stats: RunningStats
 
 
-def normalize_rewards(inner: IntrinsicReward, eps: float = 1e-8, center: bool = False
+CENTERINGS = ("none", "running", "batch")
+
+
+def normalize_rewards(inner: IntrinsicReward, eps: float = 1e-8, center: str = "none"
                       ) -> IntrinsicReward:
     """Wrap ``inner`` so rewards are divided by the running std of its raw rewards.
 
-    ``center=True`` also subtracts the running mean first, so the bonus is zero-mean:
-    positive on inputs less familiar than average, negative on more familiar ones. A
-    reconstruction or prediction loss has a large floor (its mean is many times its std),
-    so the merely divided bonus is a big positive constant on every step, which in an
-    episodic task pays the policy for not ending episodes; centring removes that constant
-    and keeps only the ranking of inputs by novelty.
+    ``center`` also shifts the bonus to mean ~0, so it is positive on inputs less familiar
+    than average and negative on more familiar ones. A reconstruction or prediction loss
+    has a large floor (its mean is many times its std), so the merely divided bonus is a big
+    positive constant on every step, which in an episodic task pays the policy for not
+    ending episodes; centring removes that constant and keeps the ranking by novelty.
+
+    - ``"none"``: no shift;
+    - ``"running"``: minus the running mean of all raw rewards so far (it lags a loss that
+      drifts: a falling loss leaves the bonus negative on average, a rising one positive);
+    - ``"batch"``: minus the mean of the batch being scored (exactly zero-mean per batch,
+      whatever the drift; a batch of one input always scores 0).
     """
+    if center not in CENTERINGS:
+        raise ValueError(f"center={center!r} is invalid; allowed: {list(CENTERINGS)}")
 
     def scale(raw: jax.Array, stats: RunningStats) -> jax.Array:
-        shifted = raw - stats.mean if center else raw
-        return shifted / jnp.sqrt(stats.var + eps)
+        shift = {"none": 0.0, "running": stats.mean, "batch": jnp.mean(raw)}[center]
+        return (raw - shift) / jnp.sqrt(stats.var + eps)
 
     def init(key: PRNGKey, batch: RewardBatch | None = None) -> NormalizedState:
         return NormalizedState(inner.init(key, batch), init_stats())

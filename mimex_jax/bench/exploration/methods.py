@@ -33,12 +33,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                                                                      ("mask_ratio", 0.7)))),
            note="MIMEx with the reward-model lr raised to 1e-3"),
 )}
-# ``<bonus>-centered`` (not in the default set): the bonus minus its running mean, over its
-# running std (``center_intrinsic``): zero-mean, so it does not pay for long episodes.
-METHODS.update({f"{m.name}-centered": Method(
-    f"{m.name}-centered", m.reward, cfg=m.cfg + (("center_intrinsic", True),),
-    note=f"{m.note}; centred on its running mean") for m in
-    [METHODS["rnd"], METHODS["icm"], METHODS["mimex"]]})
+# ``<bonus>-centered`` / ``<bonus>-batchcentered`` (not in the default set): the bonus minus
+# its running / its batch mean, over its running std (``center_intrinsic``): zero-mean, so
+# it does not pay for long episodes.
+METHODS.update({f"{m.name}-{label}": Method(
+    f"{m.name}-{label}", m.reward, cfg=m.cfg + (("center_intrinsic", how),),
+    note=f"{m.note}; minus its {how} mean")
+    for m in [METHODS["rnd"], METHODS["icm"], METHODS["mimex"]]
+    for label, how in (("centered", "running"), ("batchcentered", "batch"))})
 DEFAULT_METHODS = ("none", "rnd", "icm", "mimex")
 
 
