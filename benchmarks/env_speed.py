@@ -2,7 +2,11 @@
 
 Measures what the env alone costs before a budget is sized: compile time, then the median
 over ``--repeats`` of ``--steps`` batched steps at each ``--num-envs``. Prints one Markdown
-row per batch size and writes JSON with ``--out``.
+row per batch size and writes JSON with ``--out``. Where the env defines success it also
+counts the random policy's finished episodes and successes over all the runs (how hard a
+sparse task is to stumble on).
+
+    python benchmarks/env_speed.py --env minigrid:KeyCorridorS3R3 --num-envs 256 --steps 2000
 
     python benchmarks/env_speed.py --env craftax:Craftax-Classic-Symbolic-v1 --num-envs 16,64
     python benchmarks/env_speed.py --env playground:PandaPickCubeSparse --num-envs 4 \
@@ -54,27 +58,34 @@ def measure(env_id: str, num_envs: int, steps: int, repeats: int,
     def run(state, key):
         def body(s, k):
             s = env.step(s, act(k))
-            return s, s.metrics["episode_done"].sum()
+            succ = s.metrics.get("episode_success", jnp.zeros_like(s.metrics["episode_done"]))
+            return s, (s.metrics["episode_done"].sum(), succ.sum())
 
-        state, done = jax.lax.scan(body, state, jax.random.split(key, steps))
-        return state, done.sum()
+        state, (done, succ) = jax.lax.scan(body, state, jax.random.split(key, steps))
+        return state, (done.sum(), succ.sum())
 
     state = jit(env.reset)(jax.random.key(0))
     t0 = time.perf_counter()
-    state, _ = block(run(state, jax.random.key(1)))
+    state, (episodes, successes) = block(run(state, jax.random.key(1)))
     compile_s = time.perf_counter() - t0
     times = []
     for r in range(repeats):
         t0 = time.perf_counter()
-        state, _ = block(run(state, jax.random.key(2 + r)))
+        state, (d, sc) = block(run(state, jax.random.key(2 + r)))
         times.append(time.perf_counter() - t0)
+        episodes, successes = episodes + d, successes + sc
     med = statistics.median(times)
+    episodes = int(episodes)
     obs = "state" if pixels is None else (
         f"pixels {pixels.height}x{pixels.width} {pixels.camera!r} repeat {pixels.action_repeat}")
     return {"env": env_id, "observation": obs, "num_envs": num_envs, "steps": steps,
             "repeats": repeats, "xla": options,
             "compile_and_first_s": compile_s, "median_s": med,
-            "env_steps_per_s": num_envs * steps / med}
+            "env_steps_per_s": num_envs * steps / med,
+            "random_policy_episodes": episodes,
+            "random_policy_success_per_episode": (float(successes) / episodes
+                                                  if env.spec.has_success and episodes
+                                                  else None)}
 
 
 def main() -> None:
@@ -103,10 +114,13 @@ def main() -> None:
     rows = [measure(a.env, int(n), a.steps, a.repeats, px, o)
             for n in a.num_envs.split(",") for o in a.xla.split(",")]
     print("| env | observation | num_envs | XLA options | compile + first run (s) "
-          "| env steps/s (median) |\n|---|---|---|---|---|---|")
+          "| env steps/s (median) | random policy: episodes, success per episode |\n"
+          "|---|---|---|---|---|---|---|")
     for r in rows:
+        rate = r["random_policy_success_per_episode"]
         print(f"| {r['env']} | {r['observation']} | {r['num_envs']} | {r['xla']} | "
-              f"{r['compile_and_first_s']:.1f} | {r['env_steps_per_s']:.1f} |")
+              f"{r['compile_and_first_s']:.1f} | {r['env_steps_per_s']:.1f} | "
+              f"{r['random_policy_episodes']}, {'n/a' if rate is None else f'{rate:.4f}'} |")
     if a.out:
         a.out.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
 

@@ -617,7 +617,7 @@ for _task in (
          note="262k env steps per seed, ~35 min for 4 methods x 10 seeds on 2 CPU cores"),
     Task("minigrid-keycorridor", "MiniGrid KeyCorridorS3R3 (mimex_jax.envs.minigrid_tasks on "
          "xminigrid, 270 steps): fetch the key from a side room, unlock the ball's room, "
-         "pick the ball up; a random policy succeeds in ~0.6% of episodes",
+         "pick the ball up; a random policy succeeds in ~0.5% of episodes",
          _minigrid("minigrid-keycorridor", "KeyCorridorS3R3", 270), scores=_CAR_SCORES,
          seeds=10, quick_seeds=10, default=False,
          note="262k env steps per seed, ~35 min for 4 methods x 10 seeds on 2 CPU cores"),
