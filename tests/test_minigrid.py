@@ -130,6 +130,7 @@ def test_key_corridor_layout(name: str, size: int, rows: int) -> None:
     closed door to the corridor; the goal is holding this ball; MiniGrid's time limit."""
     from xminigrid.core.constants import Tiles
 
+    assert f"minigrid:{name}" in envs.list_envs("minigrid")
     env = envs.make_base(f"minigrid:{name}")
     assert env.spec.episode_length == 30 * size ** 2 and env.spec.num_actions == 6
     ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(7), 16)).pipeline_state
