@@ -104,6 +104,13 @@ def test_baseline_method_files():
     assert none.train.reward == "none" and none.hparams.k_expl == 0.0
 
 
+def test_centered_bonus_modifier_keeps_the_bonus() -> None:
+    rc = load_config([CONFIGS / "default.yaml", CONFIGS / "tasks/minigrid_doorkey.yaml",
+                      CONFIGS / "methods/rnd.yaml", CONFIGS / "methods/centered_bonus.yaml"])
+    assert rc.train.reward == "rnd" and rc.train.seq_len == 1
+    assert rc.train.normalize_intrinsic and rc.train.center_intrinsic == "running"
+
+
 def test_readme_documents_every_key():
     text = (CONFIGS / "README.md").read_text()
     keys = [f"train.{f.name}" for f in dataclasses.fields(TrainConfig)]
