@@ -78,7 +78,8 @@ def test_centred_methods_and_minigrid_tasks() -> None:
         assert plain.center_intrinsic == "none" and hp.k_expl == 0.5
     assert f"{name}-centered" not in ex.DEFAULT_METHODS
     for task, env in (("minigrid-keycorridor", "minigrid:KeyCorridorS3R3"),
-                      ("minigrid-doorkey-8x8", "minigrid:DoorKey-8x8")):
+                      ("minigrid-doorkey-8x8", "minigrid:DoorKey-8x8"),
+                      ("minigrid-multiroom", "minigrid:MultiRoom-N4-S5")):
         t = ex.TASKS[task]
         assert not t.default and t.seeds == 10
         cfg = t.instances(_args())[0].cfg

@@ -190,6 +190,80 @@ def test_key_corridor_needs_empty_hands() -> None:
     assert int(st.pipeline_state.state.agent.pocket[0]) != 0  # still holding the key
 
 
+# ------------------------------------------------------------------ MultiRoom (our port)
+
+def _check_multiroom(rooms: np.ndarray, doors: np.ndarray, side: int = 25) -> None:
+    """Rooms inside the grid, interiors disjoint, sides 4..S; door i on the rims of rooms i
+    and i + 1 with one neighbour inside each (so the door joins exactly those two)."""
+    inner = []
+    for x, y, w, h in rooms:
+        assert x >= 0 and y >= 0 and x + w <= side and y + h <= side and min(w, h) >= 4
+        m = np.zeros((side, side), bool)
+        m[y + 1:y + h - 1, x + 1:x + w - 1] = True
+        assert not any((m & o).any() for o in inner)
+        inner.append(m)
+    for i, (dy, dx) in enumerate(doors):
+        nbrs = [(dy + a, dx + b) for a, b in ((0, 1), (1, 0), (0, -1), (-1, 0))
+                if 0 <= dy + a < side and 0 <= dx + b < side]
+        assert any(inner[i][p] for p in nbrs) and any(inner[i + 1][p] for p in nbrs)
+        assert not inner[i][dy, dx] and not inner[i + 1][dy, dx]
+
+
+def _reachable(tiles: np.ndarray, start: tuple[int, int]) -> np.ndarray:
+    """Cells reachable from ``start`` through non-wall cells (closed doors open)."""
+    from xminigrid.core.constants import Tiles
+
+    seen = np.zeros(tiles.shape, bool)
+    todo = [start]
+    while todo:
+        y, x = todo.pop()
+        if seen[y, x] or tiles[y, x] == Tiles.WALL:
+            continue
+        seen[y, x] = True
+        todo += [(y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)]
+    return seen
+
+
+def test_multiroom_layouts_are_minigrid_chains() -> None:
+    from mimex_jax.envs.minigrid_tasks import multiroom_bank, multiroom_layout
+
+    rooms, doors = multiroom_bank(jax.random.key(3), 6, 10, 64, chunk=512)
+    assert rooms.shape == (64, 6, 4) and doors.shape == (64, 5, 2)
+    assert len({r.tobytes() for r in rooms}) == 64  # distinct layouts
+    assert rooms[:, :, 2:].max() <= 10
+    for r, d in zip(rooms, doors, strict=True):
+        _check_multiroom(r, d)
+    # the rejection loop itself (what the bank stands in for) ends on a valid layout
+    r, d = jax.jit(jax.vmap(lambda k: multiroom_layout(k, 4, 5)))(
+        jax.random.split(jax.random.key(5), 8))
+    for ri, di in zip(np.asarray(r), np.asarray(d), strict=True):
+        _check_multiroom(ri, di)
+
+
+@pytest.mark.parametrize("name,rooms", [("MultiRoom-N2-S4", 2), ("MultiRoom-N6", 6)])
+def test_multiroom_resets(name: str, rooms: int) -> None:
+    """Agent in the first room, the goal square in the last, reachable through the N - 1
+    closed doors (neighbouring doors in different colours); MiniGrid's 20 N step limit."""
+    from xminigrid.core.constants import Tiles
+
+    env = envs.make_base(f"minigrid:{name}")
+    assert f"minigrid:{name}" in envs.list_envs("minigrid")
+    assert env.spec.episode_length == 20 * rooms and env.spec.has_success
+    ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(1), 12)).pipeline_state
+    grids, pos = np.asarray(ts.state.grid), np.asarray(ts.state.agent.position)
+    layouts = set()
+    for g, (ay, ax) in zip(grids, pos, strict=True):
+        tiles = g[..., 0]
+        (gy,), (gx,) = np.nonzero(tiles == Tiles.GOAL)
+        doors = np.argwhere(tiles == Tiles.DOOR_CLOSED)
+        assert len(doors) == rooms - 1
+        assert tiles[ay, ax] == Tiles.FLOOR and _reachable(tiles, (ay, ax))[gy, gx]
+        colours = sorted(g[y, x, 1] for y, x in doors)
+        assert rooms == 2 or len(set(colours)) > 1
+        layouts.add(tiles.tobytes())
+    assert len(layouts) > 6  # resets pick different layouts
+
+
 @pytest.mark.slow  # the PPO + MIMEx compile: ~50 s of CPU time
 def test_fused_trainer_runs_and_reports_success():
     """A tiny PPO + MIMEx run on DoorKey-5x5 inside the fused train program, two seeds vmapped."""

@@ -59,11 +59,11 @@ Tasks (``TASKS``) and what is scored per seed:
   final policy's evaluation return.
 - ``minigrid-doorkey`` (xminigrid ``DoorKey-5x5``): key, locked door, goal; scored like
   MountainCar.
-- ``minigrid-doorkey-8x8`` and ``minigrid-keycorridor`` (opt-in; xminigrid ``DoorKey-8x8``,
-  and ``KeyCorridorS3R3`` of :mod:`mimex_jax.envs.minigrid_tasks`): the intrinsic-reward
+- ``minigrid-doorkey-8x8``, ``minigrid-keycorridor`` and ``minigrid-multiroom`` (opt-in;
+  xminigrid ``DoorKey-8x8``, and ``KeyCorridorS3R3`` and ``MultiRoom-N4-S5`` of
+  :mod:`mimex_jax.envs.minigrid_tasks`, which xminigrid lacks): the intrinsic-reward
   papers' MiniGrid testbed, 64 envs x 32 steps x 128 iterations (262k env steps per seed),
-  10 seeds, scored like MountainCar. MiniGrid's MultiRoom is missing: neither xminigrid nor
-  Navix has it.
+  10 seeds, scored like MountainCar.
 - ``craftax-classic`` / ``craftax`` (``Craftax-Classic-Symbolic-v1`` / ``Craftax-Symbolic-v1``,
   opt-in: ``--tasks craftax-classic``; compiling the env alone takes minutes here): no
   success (``n/a``); a seed scores the training episodes that finished in the last 25% of

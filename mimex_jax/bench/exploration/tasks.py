@@ -621,6 +621,11 @@ for _task in (
          _minigrid("minigrid-keycorridor", "KeyCorridorS3R3", 270), scores=_CAR_SCORES,
          seeds=10, quick_seeds=10, default=False,
          note="262k env steps per seed, ~35 min for 4 methods x 10 seeds on 2 CPU cores"),
+    Task("minigrid-multiroom", "MiniGrid MultiRoom-N4-S5 (mimex_jax.envs.minigrid_tasks on "
+         "xminigrid, 80 steps): four rooms in a chain, three closed doors, the goal in the "
+         "last room", _minigrid("minigrid-multiroom", "MultiRoom-N4-S5", 80),
+         scores=_CAR_SCORES, seeds=10, quick_seeds=10, default=False,
+         note="262k env steps per seed, ~35 min for 4 methods x 10 seeds on 2 CPU cores"),
     CraftaxTask("craftax-classic", "Craftax-Classic-Symbolic-v1 (craftax, 22 achievements, "
                 "episodes up to 10,000 steps; no success)",
                 _craftax("craftax-classic", "Craftax-Classic-Symbolic-v1"),
