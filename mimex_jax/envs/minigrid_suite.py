@@ -6,9 +6,8 @@ xminigrid``, or ``pip install mimex-jax[envs]``): pure JAX, jittable and vmappab
 dependencies. Its MiniGrid ports are the ids of :func:`minigrid_env_names` (``DoorKey-5x5``,
 ``-6x6``, ``-8x8``, ``-16x16``, ``FourRooms``, ``LockedRoom``, ``BlockedUnlockPickUp``,
 ``UnlockPickUp``, ``Unlock``, ``Empty-*``, ``Memory*`` ...), plus MiniGrid's
-``KeyCorridorS3R1`` ... ``KeyCorridorS6R3``, which xminigrid lacks and
-:mod:`mimex_jax.envs.minigrid_tasks` builds on xminigrid's core. There is no MultiRoom
-(neither xminigrid nor Navix has one).
+``KeyCorridorS3R1`` ... ``KeyCorridorS6R3`` and ``MultiRoom-N2-S4`` / ``-N4-S5`` / ``-N6``,
+which xminigrid lacks and :mod:`mimex_jax.envs.minigrid_tasks` builds on xminigrid's core.
 
 - Observation: the agent's egocentric ``view_size x view_size`` symbolic view (xminigrid's
   "transparent" field of view; the carried object shows in the agent's own cell), each cell
