@@ -15,8 +15,9 @@ Suites:
   ``EnvParams`` fields), see :mod:`mimex_jax.envs.gymnax_suite`.
 - ``minigrid:<name>``: MiniGrid tasks of xminigrid (optional extra ``envs``), e.g.
   ``minigrid:DoorKey-8x8``, and MiniGrid's ``KeyCorridorS3R1`` ... ``S6R3`` and
-  ``MultiRoom-N2-S4`` / ``-N4-S5`` / ``-N6`` built on its core (keywords ``view_size``, ``max_steps``), see :mod:`mimex_jax.envs.minigrid_suite`
-  and :mod:`mimex_jax.envs.minigrid_tasks`.
+  ``MultiRoom-N2-S4`` / ``-N4-S5`` / ``-N6`` built on its core (keywords ``view_size``,
+  ``max_steps``), see :mod:`mimex_jax.envs.minigrid_suite` and
+  :mod:`mimex_jax.envs.minigrid_tasks`.
 - ``craftax:<name>``: Craftax symbolic envs (optional extra ``envs``), e.g.
   ``craftax:Craftax-Classic-Symbolic-v1`` (keywords: Craftax ``EnvParams`` fields), see
   :mod:`mimex_jax.envs.craftax_suite`.
