@@ -10,7 +10,10 @@ median of ``--repeats`` calls after ``--warmup``:
    rendering, reward-model update, PPO epochs) for PPO+MIMEx and PPO without a bonus from
    pixels, and PPO+MIMEx from the state vector, at the same sizes; XLA's memory analysis of
    each compiled step (uint8 frames keep the rollout buffer small);
-3. ``stages``: the pixel PPO+MIMEx step's three stages compiled and timed alone.
+3. ``stages``: the pixel PPO+MIMEx step's three stages compiled and timed alone;
+4. ``sweep``: the pixel PPO+MIMEx step vmapped over ``--members`` members (seeds; their
+   worlds rendered through one context of ``members x num_envs`` worlds) against one
+   member, side by side: aggregate env-steps/s and the ratio.
 
 Writes benchmarks/results/pixels.json and prints Markdown tables.
 
@@ -96,6 +99,38 @@ def bench_fused(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
                 "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")}}
 
 
+def bench_sweep(cfg: TrainConfig, members: int, repeats: int, warmup: int) -> dict:
+    """The fused step of one member and of ``members`` vmapped members, side by side."""
+    init, update_step, _, _ = make_train(cfg)
+    hp = HParams()
+    hps = jax.tree.map(lambda x: jnp.full((members,), x, jnp.float32), hp)
+    keys = jax.random.split(jax.random.key(0), members)
+    out = {}
+    for name, n in (("one member", 1), (f"{members} members vmapped", members)):
+        if n == 1:
+            state, h, step_fn = xla.jit(init)(keys[0], hp), hp, update_step
+        else:
+            state, h = xla.jit(jax.vmap(init))(keys, hps), hps
+            step_fn = jax.vmap(update_step)
+        t0 = time.perf_counter()
+        compiled = xla.jit(step_fn, donate_argnums=0).lower(state, h).compile()
+        compile_s = time.perf_counter() - t0
+        holder = {"state": state}
+
+        def step(compiled=compiled, holder=holder, h=h):
+            holder["state"], m = compiled(holder["state"], h)
+            return m
+
+        r = summary(time_calls(step, repeats, warmup))
+        out[name] = {**r, "members": n, "compile_s": compile_s,
+                     "env_steps_per_s": n * cfg.steps_per_iteration / r["median_s"]}
+        print(f"  {name}: {out[name]['env_steps_per_s']:.0f} env-steps/s (all members), "
+              f"compile {compile_s:.0f}s", flush=True)
+    one, many = out["one member"], out[f"{members} members vmapped"]
+    out["aggregate_ratio"] = many["env_steps_per_s"] / one["env_steps_per_s"]
+    return out
+
+
 def bench_stages(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
     """Median seconds of the fused step's three stages, each compiled and run alone."""
     init, st = make_stages(cfg)
@@ -120,8 +155,10 @@ def main() -> None:
     p.add_argument("--scan", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--members", type=int, default=4,
+                   help="members of the vmapped sweep (section 'sweep')")
     p.add_argument("--skip", default="", help="comma list of sections to skip: "
-                   "env,fused,stages")
+                   "env,fused,stages,sweep")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels.json")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -149,6 +186,10 @@ def main() -> None:
         print("stages (pixels, mimex) ...", flush=True)
         result["stages"] = bench_stages(config(args, "pixels", "mimex"), args.repeats,
                                         args.warmup)
+    if "sweep" not in skip:
+        print(f"sweep (pixels, mimex, {args.members} members) ...", flush=True)
+        result["sweep"] = bench_sweep(config(args, "pixels", "mimex"), args.members,
+                                      args.repeats, args.warmup)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(report(result))
@@ -177,6 +218,13 @@ def report(result: dict) -> str:
     if "stages" in result:
         lines += ["", "| stage alone (pixels, mimex) | median s |", "|---|---|"]
         lines += [f"| {k} | {v['median_s']:.3f} |" for k, v in result["stages"].items()]
+    if "sweep" in result:
+        sw = result["sweep"]
+        lines += ["", "| pixels, PPO+MIMEx | env-steps/s, all members (median) | s/iteration | "
+                  "compile s |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['env_steps_per_s']:.0f} | {v['median_s']:.3f} | "
+                  f"{v['compile_s']:.0f} |" for k, v in sw.items() if isinstance(v, dict)]
+        lines.append(f"| ratio (vmapped / one) | {sw['aggregate_ratio']:.2f} | | |")
     return "\n".join(lines)
 
 

@@ -1,11 +1,12 @@
 """PPO+MIMEx vs PPO without a bonus from pixels, several seeds, at a CPU-sized budget.
 
-Pixel runs cannot be vmapped over seeds (the renderer's context fixes its number of
-worlds), so each method's fused chunk program is compiled once and its seeds run one
-after another through it. Settings follow the state exploration benchmark's cart-pole
-(:mod:`mimex_jax.bench.exploration`: PPO lr 3e-4, clip 0.2, tanh 64-64, 4 epochs x 4
-minibatches, normalised intrinsic reward, k_expl 0.5) with 64x64 frames of the pixel
-preset (3 stacked, action repeat 2) and the bonus on the detached encoder trunk.
+Each method's fused chunk program is compiled once and its seeds run one after another
+through it or, with ``--vmap-seeds``, as one vmapped program (every seed's worlds rendered
+through one context: the layout for a GPU). Settings follow the state exploration
+benchmark's cart-pole (:mod:`mimex_jax.bench.exploration`: PPO lr 3e-4, clip 0.2, tanh
+64-64, 4 epochs x 4 minibatches, normalised intrinsic reward, k_expl 0.5) with 64x64 frames
+of the pixel preset (3 stacked, action repeat 2) and the bonus on the detached encoder
+trunk.
 
 Per seed it records the training metrics of every iteration and reports the extrinsic
 reward collected during training (the sparse task pays 1 per step only while the pole is
@@ -91,6 +92,26 @@ def seed_row(metrics: dict[str, np.ndarray], steps_per_iteration: int) -> dict:
     }
 
 
+def vmapped_rows(cfg: TrainConfig, method: str, hp: HParams, seeds: int) -> list[dict]:
+    """Rows of ``seeds`` seeds trained as one vmapped program (``--vmap-seeds``)."""
+    runner = loop.make_runner(cfg, sweep=True)
+    hps = jax.tree.map(lambda x: np.full((seeds,), x, np.float32), hp)
+    keys = jax.numpy.stack([jax.random.key(s) for s in range(seeds)])
+    t0 = time.perf_counter()
+    _, metrics = loop.run(runner, hps, keys, chunk=cfg.num_iterations)
+    seconds = time.perf_counter() - t0
+    rows = []
+    for seed in range(seeds):
+        rows.append({"seed": seed, "seconds": seconds / seeds,
+                     **seed_row({k: v[seed] for k, v in metrics.items()},
+                                cfg.steps_per_iteration)})
+        r = rows[-1]
+        print(f"{method} seed {seed}: reward collected {r['extrinsic_reward_collected']:.0f}, "
+              f"last-half return {r['last_half_mean_episode_return']:.2f}", flush=True)
+    print(f"{method}: {seeds} seeds in one program, {seconds:.0f}s", flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="playground:CartpoleSwingupSparse")
@@ -117,6 +138,9 @@ def main() -> None:
     p.add_argument("--proprio", action="store_true",
                    help="proprioception (the state vector) beside the image")
     p.add_argument("--encoder", default="conv", help="conv (learned), random_conv or vit")
+    p.add_argument("--vmap-seeds", action="store_true",
+                   help="train a method's seeds as one vmapped program (default: one after "
+                        "another through one single-run program)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels_learning.json")
     args = p.parse_args()
     hp = HParams(lr=args.lr, clip_eps=args.clip_eps, value_coef=args.value_coef,
@@ -135,6 +159,9 @@ def main() -> None:
             result["methods"][method] = random_rows(cfg, args.seeds)
             continue
         method_hp = hp._replace(lr=1e-12) if method == "initial" else hp
+        if args.vmap_seeds:
+            result["methods"][method] = vmapped_rows(cfg, method, method_hp, args.seeds)
+            continue
         runner = loop.make_runner(cfg)
         rows = []
         for seed in range(args.seeds):

@@ -19,7 +19,7 @@ and the file or override the value came from. Keys left out take the dataclass d
 Validation is in two layers. pydantic (:mod:`mimex_jax.config_schema`) checks keys, types
 and the ranges of ``run`` and ``sweep``; the runtime dataclasses then check their own rules
 as they are built, and this module adds what is specific to mimex-jax: where each value came
-from, MIMEx's encoder slot sizing, the bonus and env registries, pixel-run limits.
+from, MIMEx's encoder slot sizing, the bonus and env registries.
 
 ``dump_yaml`` writes the fully resolved config (no ``extends``, every key explicit) into a
 run directory; loading that file gives back an equal :class:`RunConfig`.
@@ -549,12 +549,6 @@ def from_dict(data: Mapping[str, Any], where: str = "config",
     sweep = parsed.sweep.model_dump(exclude_none=True) if parsed.sweep else None
     if sweep:
         _check_sweep_values(sweep, at)
-    if cfg.observation == "pixels" and (len(run.seeds) > 1 or sweep):
-        what = "run.seeds" if len(run.seeds) > 1 else "sweep"
-        raise at.error(what, f"{what} with train.observation='pixels' is invalid: pixel runs "
-                             "cannot be vmapped over seeds or settings (MuJoCo Warp's render "
-                             "context fixes its number of worlds); allowed: one seed and no "
-                             "sweep per run (run the members one after another)")
     if run.video_every > 0 and no_renderer(cfg.env_id) is not None:
         raise at.error("run.video_every", f"run.video_every={run.video_every} is invalid for "
                                           f"{cfg.env_id}: no video for this env, "

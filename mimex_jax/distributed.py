@@ -213,7 +213,18 @@ def mesh_for_run(mesh: str | Mapping[str, int], devices: int | None, members: in
 
     Raises before anything is compiled when the layout does not divide the run. With
     several processes (``jax.distributed``) the mesh must span every device of every host.
+    A pixel run (``cfg.observation == "pixels"``) with ``"auto"`` and no ``devices`` stays
+    on one device, with a warning when more are visible: the batch renderer cannot be
+    split over devices (:func:`mimex_jax.envs.pixels.check_layout`).
     """
+    if (getattr(cfg, "observation", "state") == "pixels" and mesh == "auto"
+            and devices is None and jax.process_count() == 1):
+        if jax.device_count() > 1:
+            import warnings
+            warnings.warn(f"run.mesh=auto puts a pixel run on 1 of {jax.device_count()} "
+                          "devices: the batch renderer cannot be split over devices",
+                          stacklevel=2)
+        return None
     plan = plan_mesh(mesh, devices, members=members, num_envs=cfg.num_envs,
                      minibatch_size=cfg.steps_per_iteration // cfg.minibatches)
     if jax.process_count() > 1 and plan.devices != jax.device_count():

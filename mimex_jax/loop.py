@@ -70,7 +70,7 @@ def make_runner(cfg: TrainConfig, sweep: bool = False, mesh: Mesh | None = None)
     :func:`mimex_jax.distributed.state_specs` says; the caller checks divisibility first
     (:func:`mimex_jax.distributed.plan_mesh`).
     """
-    check_layout(cfg.observation == "pixels", sweep=sweep, mesh=mesh)
+    check_layout(cfg.observation == "pixels", mesh=mesh)
     init, update_step, _, _ = make_train(cfg)
     spmd = "sweep" if sweep and mesh is not None else None
     step = jax.vmap(update_step, spmd_axis_name=spmd) if sweep else update_step

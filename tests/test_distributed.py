@@ -7,6 +7,7 @@ two-process ``jax.distributed`` run is marked slow.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -159,6 +160,19 @@ def test_plan_mesh_errors_name_both_numbers(kwargs: dict, message: str) -> None:
 def test_single_device_run_has_no_mesh() -> None:
     cfg = TrainConfig(num_envs=8, rollout_len=4, total_steps=32)
     assert distributed.mesh_for_run("auto", None, 1, cfg) is None
+
+
+def test_pixel_run_with_auto_mesh_stays_on_one_device(monkeypatch) -> None:
+    cfg = TrainConfig(num_envs=8, rollout_len=4, total_steps=32, observation="pixels",
+                      embedding="encoder", env_id="playground:CartpoleBalance")
+    monkeypatch.setattr(jax, "device_count", lambda *a: 4)
+    with pytest.warns(UserWarning, match="pixel run on 1 of 4 devices"):
+        assert distributed.mesh_for_run("auto", None, 2, cfg) is None
+    # a state run with the same options spreads over the 4 devices (planned before failing
+    # here, where only one is real)
+    with pytest.raises(ValueError, match="mesh needs 4 devices"):
+        distributed.mesh_for_run("auto", None, 2, dataclasses.replace(
+            cfg, observation="state", embedding="obs"))
 
 
 def test_run_options_validate_devices_and_mesh() -> None:

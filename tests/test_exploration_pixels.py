@@ -1,11 +1,12 @@
 """Pixel tasks in the exploration benchmark (mimex_jax.bench.exploration).
 
-Pixel configs cannot be vmapped over members, so the benchmark trains them one after
-another through one compiled single-run program. The fast tests run that path on the
-one-joint MJX scene of ``test_pixels.py`` (only the renderer and a tiny agent compile, once
-for the module): every member's metrics, final eval and seed row equal those of the member
-run alone, stacked on a leading member axis as the vmapped path stacks them, and the whole
-command line (report, ``--compare``, ``--resume``) works on the stacked result. The
+Pixel configs train their members as one vmapped program (their worlds share one render
+context) or, with ``--one-by-one``, one after another through one compiled single-run
+program. The fast tests run both on the one-joint MJX scene of ``test_pixels.py`` (only the
+renderer and a tiny agent compile): one by one, every member's metrics, final eval and seed
+row equal those of the member run alone, stacked on a leading member axis as the vmapped
+path stacks them; the vmapped program gives the same numbers to float tolerance; and the
+whole command line (report, ``--compare``, ``--resume``) works on the stacked result. The
 registered pixel tasks are checked without compiling them; a tiny run of the real
 cart-pole pixel task is behind ``slow``.
 """
@@ -62,8 +63,9 @@ def slider() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def together(slider) -> tuple[dict, dict, float]:
-    """The three members trained by one ``train_members`` call (chunks of one iteration)."""
-    return ex.train_members(CFG, MEMBERS, 1, EVAL, "t", has_success=False)
+    """The three members trained one by one by one ``train_members`` call (chunks of one
+    iteration)."""
+    return ex.train_members(CFG, MEMBERS, 1, EVAL, "t", has_success=False, sequential=True)
 
 
 def _inst() -> ex.Instance:
@@ -73,12 +75,11 @@ def _inst() -> ex.Instance:
 
 def test_members_train_one_by_one_exactly_as_alone(together, capsys) -> None:
     metrics, final, _ = together
-    assert ex.one_by_one(CFG) and not ex.one_by_one(dataclasses.replace(
-        CFG, observation="state", pixels=(), embedding="obs"))
     # a plain single run through the same compiled program, outside the benchmark
     runner = ex.member_runner(CFG)
     for i, member in enumerate(MEMBERS):
-        m1, f1, _ = ex.train_members(CFG, [member], 1, EVAL, "alone", has_success=False)
+        m1, f1, _ = ex.train_members(CFG, [member], 1, EVAL, "alone", has_success=False,
+                                     sequential=True)
         _, plain = loop.run(runner, member[1], jax.random.key(member[0]), chunk=1)
         assert set(m1) == set(metrics) == set(plain)
         for k in metrics:
@@ -90,7 +91,7 @@ def test_members_train_one_by_one_exactly_as_alone(together, capsys) -> None:
             row = ex.seed_row(_inst(), CFG, metrics, final, i, has_success)
             assert row == ex.seed_row(_inst(), CFG, m1, f1, 0, has_success)
     # the initial states, stacked, are each member's own
-    states = ex.init_members(CFG, MEMBERS)
+    states = ex.init_members(CFG, MEMBERS, sequential=True)
     for i, (seed, hp) in enumerate(MEMBERS):
         alone = runner.init(jax.random.key(seed), hp)
         jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a[i], b),
@@ -115,6 +116,19 @@ def test_metrics_are_stacked_as_the_vmapped_path_stacks_them(together) -> None:
     assert set(final) == {"greedy_success", "greedy_return", "sampled_success",
                           "sampled_return"}
     assert all(v.shape == (n,) for v in final.values())
+
+
+def test_vmapped_pixel_members_equal_one_by_one(together) -> None:
+    """The default layout: the three pixel members as one vmapped program (9 worlds in one
+    render context) give the one-by-one numbers (to float tolerance: the programs differ in
+    shape, so XLA may round differently)."""
+    metrics, final, _ = together
+    vm, vf, _ = ex.train_members(CFG, MEMBERS, 1, EVAL, "v", has_success=False)
+    for a, b in ((metrics, vm), (final, vf)):
+        assert set(a) == set(b)
+        for k in a:
+            assert a[k].shape == b[k].shape and a[k].dtype == b[k].dtype, k
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
 @pytest.mark.slow
@@ -144,7 +158,8 @@ def test_pixel_exploration_command_end_to_end(together, tmp_path: Path) -> None:
         has_success=False, final_eval=True))
     out = tmp_path / "p.json"
     argv = ["--tasks", "toy-pixels", "--methods", "none", "--seeds", "2", "--chunk", "1",
-            "--eval-episodes", str(EVAL), "--no-ablations", "--no-plot", "--out", str(out)]
+            "--eval-episodes", str(EVAL), "--no-ablations", "--no-plot", "--one-by-one",
+            "--out", str(out)]
     try:
         assert ex.main(argv) == 0
         first = out.read_text()
@@ -154,14 +169,15 @@ def test_pixel_exploration_command_end_to_end(together, tmp_path: Path) -> None:
     data = json.loads(first)
     (entry,) = data["results"]
     metrics, final, _ = together
-    assert entry["members_in_program"] == 2
+    assert entry["members_in_program"] == 2 and entry["members_layout"] == "one_by_one"
     for i, row in enumerate(entry["seeds"]):  # the same members as in `together`
         assert row["seed"] == i
         assert row["final_return"] == float(final["greedy_return"][i])
         assert row["reward_collected"] == float(
             np.asarray(metrics["reward_ext"][i], np.float64).sum() * CFG.steps_per_iteration)
         assert row["episodes"] == int(metrics["episodes"][i].sum())
-    assert "## toy-pixels" in out.with_suffix(".md").read_text()
+    md = out.with_suffix(".md").read_text()
+    assert "## toy-pixels" in md and "toy-pixels: one compiled program per instance" in md
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -180,7 +196,7 @@ def test_pixel_tasks_are_registered_opt_in_with_five_seeds() -> None:
         assert name in parser.parse_args(["--tasks", name]).tasks and name in text
         for quick in ((), ("--quick",)):
             (inst,) = task.instances(_args(*quick))
-            assert inst.cfg.observation == "pixels" and ex.one_by_one(inst.cfg)
+            assert inst.cfg.observation == "pixels"
             assert inst.cfg.embedding == "encoder"
             px = inst.cfg.pixel_config
             assert (px.height, px.width, px.frame_stack, px.encoder) == (64, 64, 3, "conv")
@@ -230,10 +246,11 @@ def test_cartpole_pixels_quick_end_to_end(tmp_path: Path) -> None:
     assert [e["method"] for e in data["results"]] == ["none", "mimex"]
     for e in data["results"]:
         assert e["members_in_program"] == 2 and e["config"]["observation"] == "pixels"
+        assert e["members_layout"] == "vmapped"
         assert e["budget"] == {"env_steps_per_seed": 256, "iterations": 2, "num_envs": 4,
                                "rollout_len": 32, "eval_episodes": 0}
         for s in e["seeds"]:
             assert s["final_return"] is None and s["reward_collected"] >= 0.0
             assert len(s["return_per_iteration"]) == 2
     md = out.with_suffix(".md").read_text()
-    assert "its seeds one after another" in md and "## cartpole-swingup-sparse-pixels" in md
+    assert "one after another" not in md and "## cartpole-swingup-sparse-pixels" in md

@@ -71,3 +71,30 @@ def test_pixel_run_resumes_exactly_from_a_checkpoint(tmp_path: Path, monkeypatch
     assert_identical(a, b)
     for k in metrics_a:
         np.testing.assert_array_equal(metrics_a[k], metrics_b[k], err_msg=k)
+
+
+def test_pixel_sweep_members_equal_runs_alone(monkeypatch) -> None:
+    """A vmapped sweep of pixel runs (two seeds, two learning rates in one program) renders
+    through one context of 2 x num_envs worlds; each member equals its run alone."""
+    monkeypatch.setattr(trainer, "make_env", slider_env)
+    init, update_step, _, _ = trainer.make_train(CFG)
+    keys = jax.random.split(jax.random.key(3), 2)
+    hps = [HParams(lr=3e-3), HParams(lr=1e-2)]
+    hp_stack = jax.tree.map(lambda *x: jnp.stack(x), *hps)
+    sweep = jax.jit(jax.vmap(lambda k, hp: update_step(init(k, hp), hp)))
+    states, metrics = sweep(keys, hp_stack)
+    alone = jax.jit(lambda k, hp: update_step(init(k, hp), hp))
+    frames = np.asarray(states.env_state.obs)
+    assert frames.shape == (2, 2, 16, 16, 6) and frames.dtype == np.uint8
+    assert np.any(frames[0] != frames[1])  # the members' worlds are their own
+    for i, hp in enumerate(hps):
+        s, m = alone(keys[i], hp)
+        # the rollout ran on the initial policy: the same actions, the same frames
+        np.testing.assert_array_equal(np.asarray(s.env_state.obs), frames[i])
+        for k in m:
+            np.testing.assert_allclose(np.asarray(metrics[k][i]), np.asarray(m[k]),
+                                       rtol=1e-4, atol=1e-5, err_msg=k)
+        for a, b in zip(jax.tree.leaves(s.params), jax.tree.leaves(states.params),
+                        strict=True):
+            np.testing.assert_allclose(np.asarray(b[i]), np.asarray(a), rtol=1e-4,
+                                       atol=1e-6)

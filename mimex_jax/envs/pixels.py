@@ -16,10 +16,11 @@ are copied from the physics ``Data`` (no second forward pass). ``obs`` is a ``ui
 state observation the task itself needs is kept in ``info["state_obs"]``.
 
 Layouts: MuJoCo Warp fixes the number of worlds when the render context is built
-(``create_render_context(nworld=...)``), so the render cannot be vmapped a second time (a
-sweep over seeds or settings) or split over a device mesh; :func:`check_layout` refuses
-those layouts before anything compiles. Contexts are built once per (model, worlds, camera,
-size) and cached for the process.
+(``create_render_context(nworld=...)``). A sweep that vmaps the env again (seeds or settings
+in one program) folds its member axes into the world axis and renders through a context of
+``members * num_envs`` worlds (a ``custom_vmap`` rule); a device mesh cannot split the render
+call, and :func:`check_layout` refuses it before anything compiles. Contexts are built once
+per (model, worlds, camera, size) and cached for the process.
 
 Supported tasks: every MuJoCo Playground DM Control Suite task (``playground:*``) and Brax
 tasks on the ``mjx`` backend (``brax:reacher_sparse`` with ``env_kwargs: {backend: mjx}``);
@@ -134,16 +135,15 @@ def pixel_config(items: tuple[tuple[str, Any], ...] | dict[str, Any]) -> PixelCo
     return PixelConfig(**kw)
 
 
-def check_layout(pixels: bool, *, sweep: bool = False, mesh: Any = None) -> None:
-    """Refuses run layouts the batch renderer cannot serve (call before compiling)."""
+def check_layout(pixels: bool, *, mesh: Any = None) -> None:
+    """Refuses run layouts the batch renderer cannot serve (call before compiling).
+
+    A vmapped sweep is served (its members' worlds share one render context); a device
+    mesh of more than one device is not: MuJoCo Warp's render call is one custom call
+    that XLA cannot split over devices.
+    """
     if not pixels:
         return
-    if sweep:
-        raise ValueError(
-            "train.observation='pixels' cannot run as a vmapped sweep (several seeds or "
-            "settings in one program): MuJoCo Warp's render context fixes its number of "
-            "worlds and cannot be vmapped again; allowed: one member per run (run.seeds: [s], "
-            "no sweep), or run the members one after another")
     if mesh is not None and int(np.prod(list(dict(mesh.shape).values()))) > 1:
         raise ValueError(
             "train.observation='pixels' cannot be laid over a device mesh: the render "
@@ -238,17 +238,20 @@ def _render_context(mjm, nworld: int, cam: int, height: int, width: int):
     key = (id(mjm), nworld, cam, height, width)
     if key not in _CONTEXTS:
         active = [i == cam for i in range(mjm.ncam)]
-        try:
-            rc = mjx.create_render_context(
-                mjm, nworld=nworld, cam_res=(width, height), cam_active=active,
-                render_rgb=True, render_depth=False, use_textures=True, use_shadows=False)
-        except Exception as err:
-            raise ImportError("pixel observations need MuJoCo Warp (warp-lang; pip install "
-                              f"'mimex-jax[pixels]'); creating the render context failed: "
-                              f"{err!r}") from err
-        # Keep the model alive with its context so that id(mjm) cannot be reused.
-        _CONTEXTS[key] = (rc, rc.pytree(), mjx.put_model(mjm, impl="warp"),
-                          mjx.make_data(mjm, impl="warp"), mjm)
+        # A sweep's context is first asked for while a program is traced: its arrays must be
+        # concrete values (cached for the process), never tracers of that trace.
+        with jax.ensure_compile_time_eval():
+            try:
+                rc = mjx.create_render_context(
+                    mjm, nworld=nworld, cam_res=(width, height), cam_active=active,
+                    render_rgb=True, render_depth=False, use_textures=True, use_shadows=False)
+            except Exception as err:
+                raise ImportError("pixel observations need MuJoCo Warp (warp-lang; pip install "
+                                  f"'mimex-jax[pixels]'); creating the render context failed: "
+                                  f"{err!r}") from err
+            # Keep the model alive with its context so that id(mjm) cannot be reused.
+            _CONTEXTS[key] = (rc, rc.pytree(), mjx.put_model(mjm, impl="warp"),
+                              mjx.make_data(mjm, impl="warp"), mjm)
     return _CONTEXTS[key]
 
 
@@ -272,8 +275,13 @@ class PixelObservation(Wrapper):
         self.config = config
         mjm = mj_model_of(env)
         self._cam = _camera_id(mjm, config.camera)
-        self._rc, self._rcp, self._mw, self._dw0, _ = _render_context(
-            mjm, self.num_envs, self._cam, config.height, config.width)
+        self._mjm = mjm
+        # built now for this batch (a missing renderer fails here, not inside a trace); a
+        # sweep that vmaps the env again renders through a context for all its worlds
+        self._context(self.num_envs)
+        # jitted: its constants stay inside that program (see _batched_render)
+        self._render_jit = jax.jit(self._render_worlds)
+        self._render = self._batched_render()
         self._light_body = np.asarray(mjm.light_bodyid, np.int32)
         self._light_pos = np.asarray(mjm.light_pos, np.float32)
         self._light_dir = np.asarray(mjm.light_dir, np.float32)
@@ -287,32 +295,79 @@ class PixelObservation(Wrapper):
     def observation_shape(self) -> tuple[int, int, int]:
         return self.config.shape
 
-    def render(self, data: Any) -> jax.Array:
-        """``uint8 [num_envs, H, W, 3]`` frames of a batched MJX ``Data``."""
-        from mujoco import mjx
+    def _context(self, nworld: int) -> tuple:
+        return _render_context(self._mjm, nworld, self._cam, self.config.height,
+                               self.config.width)
 
+    def render(self, data: Any) -> jax.Array:
+        """``uint8 [num_envs, H, W, 3]`` frames of a batched MJX ``Data``.
+
+        Under further ``vmap`` s (a sweep over seeds or settings) the mapped axes are folded
+        into the world axis, so one render context of ``members * num_envs`` worlds serves
+        the whole sweep (MuJoCo Warp fixes a context's number of worlds).
+        """
         for name in ("geom_xpos", "geom_xmat", "cam_xpos", "cam_xmat", "xpos", "xmat"):
             if not hasattr(data, name):
                 raise ValueError(
                     f"pixel observations need an MJX Data pipeline state (field {name!r} is "
                     f"missing in {type(data).__name__}); for brax: tasks set "
                     "train.env_kwargs.backend: mjx")
-        lb, lp, ld = self._light_body, self._light_pos, self._light_dir
+        return self._render(data)
+
+    def _batched_render(self):
+        """The renderer as a ``custom_vmap`` function of a ``[worlds, ...]`` ``Data``.
+
+        The render context travels as an argument, never as a closed-over constant: a
+        ``lax.cond`` with a batched predicate (a sweep's auto-reset) batches every operand
+        of its branches, and ``custom_vmap`` refuses batched constants. Its value is the same
+        for every member, so the rule ignores it. The body is a jitted call so that the
+        constants MJX creates while tracing stay inside that program instead of becoming
+        (batched) constants of the ``custom_vmap``.
+        """
+
+        @jax.custom_batching.custom_vmap
+        def render(data: Any, ctx: tuple) -> jax.Array:
+            return self._render_jit(data, ctx)
+
+        @render.def_vmap
+        def fold(axis_size: int, in_batched: list, data: Any, ctx: tuple
+                 ) -> tuple[jax.Array, bool]:
+            del ctx  # the folded batch has its own context
+            data = jax.tree.map(
+                lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x))),
+                data, in_batched[0])
+            flat = jax.tree.map(  # explicit sizes: some Data fields have a zero-sized axis
+                lambda x: jnp.reshape(x, (x.shape[0] * x.shape[1], *x.shape[2:])), data)
+            out = render(flat, self._context_args(flat))  # nested sweeps fold again
+            return jnp.reshape(out, (axis_size, out.shape[0] // axis_size, *out.shape[1:])), True
+
+        return lambda data: render(data, self._context_args(data))
+
+    def _context_args(self, data: Any) -> tuple:
+        """The arrays of the context for ``data``'s worlds, and the lights' constants."""
+        _, rcp, mw, dw0, _ = self._context(int(data.qpos.shape[0]))
+        return (rcp, mw, dw0, jnp.asarray(self._light_body), jnp.asarray(self._light_pos),
+                jnp.asarray(self._light_dir))
+
+    def _render_worlds(self, data: Any, ctx: tuple) -> jax.Array:
+        from mujoco import mjx
+
+        rcp, mw, dw0, lb, lp, ld = ctx
 
         def one(d):
             rot = d.xmat[lb]
-            dw = self._dw0.replace(
+            dw = dw0.replace(
                 qpos=d.qpos, xpos=d.xpos, xmat=d.xmat, xquat=d.xquat, geom_xpos=d.geom_xpos,
                 geom_xmat=d.geom_xmat, cam_xpos=d.cam_xpos, cam_xmat=d.cam_xmat)
             if lb.size:  # lights fixed to their bodies (MuJoCo's default light mode)
                 dw = dw.tree_replace({
                     "_impl.light_xpos": d.xpos[lb] + jnp.einsum("lij,lj->li", rot, lp),
                     "_impl.light_xdir": jnp.einsum("lij,lj->li", rot, ld)})
-            dw = mjx.refit_bvh(self._mw, dw, self._rcp)
-            rgb, _, _ = mjx.render(self._mw, dw, self._rcp)
+            dw = mjx.refit_bvh(mw, dw, rcp)
+            rgb, _, _ = mjx.render(mw, dw, rcp)
             # the context renders only the active camera: its index there is 0, whatever
             # the camera's id in the model
-            return mjx.get_rgb(self._rcp, 0, rgb)
+            return mjx.get_rgb(rcp, 0, rgb)
 
         rgb = jax.vmap(one)(data)
         return jnp.round(rgb * 255.0).astype(jnp.uint8)

@@ -8,10 +8,11 @@
 
 For every task instance and method, the task's seeds train as ONE vmapped program
 (:func:`mimex_jax.loop.make_runner` with ``sweep=True``) with the same PPO settings and
-the same environment-step budget. Pixel tasks cannot be vmapped (MuJoCo Warp's render
-context fixes its number of worlds): their seeds train one after another through one
-compiled single-run program per instance and method, each exactly as it would alone, and
-their metrics are stacked as the vmapped program stacks them
+the same environment-step budget; pixel tasks too (every member's worlds go through one
+MuJoCo Warp render context, :mod:`mimex_jax.envs.pixels`). ``--one-by-one`` trains them
+instead one after another through one compiled single-run program per instance and method
+(one member's memory at a time), each exactly as it would alone, their metrics stacked as
+the vmapped program stacks them
 (:func:`~mimex_jax.bench.exploration.runner.train_members`). Seeds per task are set on the
 task (``Task.seeds``, ``Task.quick_seeds``): 10 for DeepSea and MiniGrid, whose runs cost
 seconds, 5 for the others; ``--seeds N`` overrides them all. Methods differ only in the
@@ -200,7 +201,6 @@ from mimex_jax.bench.exploration.runner import (
     init_members,
     member_eval,
     member_runner,
-    one_by_one,
     run_entry,
     run_key,
     seed_row,
@@ -234,7 +234,7 @@ __all__ = [
     "bsuite_deep_sea_solve",
     "build_parser", "compare", "config_defaults", "deepsea_instance", "deepsea_size_table",
     "default_out", "dumps", "effective_setting", "fill_defaults", "improvement_table",
-    "init_members", "main", "member_eval", "member_runner", "method_config", "one_by_one",
+    "init_members", "main", "member_eval", "member_runner", "method_config",
     "pixel_settings", "plot_ablations", "plot_curves", "ppo_hparams",
     "register_task", "run_entry", "run_key", "seed_row", "success_defined", "task_table",
     "train_config", "train_members", "unregister_task", "with_mimex", "write_reports",

@@ -22,7 +22,6 @@ from mimex_jax.bench.exploration.report import write_reports
 from mimex_jax.bench.exploration.runner import (
     brief,
     compare,
-    one_by_one,
     run_entry,
     run_key,
     versions,
@@ -89,6 +88,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="parallel envs per run of the pixel tasks (default: per task, see the "
                         "doc; the other tasks keep theirs)")
     p.add_argument("--chunk", type=int, default=10, help="iterations per compiled chunk")
+    p.add_argument("--one-by-one", action="store_true",
+                   help="train each program's members (seeds x settings) one after another "
+                        "through one single-run program instead of one vmapped program: one "
+                        "member's device memory at a time, same results")
     p.add_argument("--eval-episodes", type=int, default=64,
                    help="fresh episodes per seed for the final policy")
     p.add_argument("--quick", action="store_true",
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             results.extend(done[k] for k in keys)
             continue
         task_seeds = list(range(TASKS[inst.task].num_seeds(args)))
-        layout = ("one after another through one compiled program" if one_by_one(cfg)
+        layout = ("one after another through one compiled program" if args.one_by_one
                   else "in one vmapped program")
         print(f"[{i + 1}/{len(plan)}] {tag}: {len(variants)} setting(s) x {len(task_seeds)} "
               f"seeds {layout}", flush=True)

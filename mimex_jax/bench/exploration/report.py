@@ -110,11 +110,17 @@ def _seeds_text(seeds: Any) -> str:
 
 
 def _one_by_one_text(results: Sequence[dict[str, Any]]) -> str:
-    """The note on tasks whose seeds ran one after another (pixel configs), if any."""
-    tasks = list(dict.fromkeys(e["task"] for e in results
-                               if e.get("config", {}).get("observation") == "pixels"))
+    """The note on tasks whose seeds ran one after another, if any (``--one-by-one``;
+    files written before pixel sweeps existed ran every pixel task that way)."""
+    def one_by_one(e: dict[str, Any]) -> bool:
+        layout = e.get("members_layout")
+        if layout is None:
+            return e.get("config", {}).get("observation") == "pixels"
+        return layout == "one_by_one"
+
+    tasks = list(dict.fromkeys(e["task"] for e in results if one_by_one(e)))
     return (f"; {', '.join(tasks)}: one compiled program per instance and method, its seeds "
-            "one after another (pixel runs cannot be vmapped)" if tasks else "")
+            "one after another" if tasks else "")
 
 
 def _bonus_k(entries: Sequence[dict[str, Any]]) -> float:

@@ -52,18 +52,10 @@ def _env_has_success(env_id: str, env_kwargs: tuple[tuple[str, Any], ...]) -> bo
     return bool(make_base(env_id, **dict(env_kwargs)).has_success)
 
 
-def one_by_one(cfg: TrainConfig) -> bool:
-    """Whether ``cfg``'s members train one after another instead of as one vmapped program.
-
-    Pixel configs do: MuJoCo Warp's render context fixes its number of worlds, so a pixel
-    run cannot be vmapped over members (:func:`mimex_jax.envs.pixels.check_layout`).
-    """
-    return cfg.observation == "pixels"
-
-
 @functools.lru_cache(maxsize=2)
 def member_runner(cfg: TrainConfig) -> loop_lib.Runner:
-    """The single-member runner that trains ``cfg``'s members one after another.
+    """The single-member runner that trains ``cfg``'s members one after another
+    (``train_members(..., sequential=True)``: a member's memory at a time).
 
     Compiled once per config and kept for the process (as the render contexts are), so
     every member, and :func:`init_members` before them, reuse the same programs.
@@ -72,13 +64,13 @@ def member_runner(cfg: TrainConfig) -> loop_lib.Runner:
 
 
 def init_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]],
-                 sequential: bool | None = None) -> Any:
+                 sequential: bool = False) -> Any:
     """The sweep's initial state for its members (seed, hparams), stacked on axis 0.
 
-    ``sequential`` (default :func:`one_by_one`): initialise each member with the single-run
-    program of :func:`member_runner` and stack the states, as a pixel config needs.
+    ``sequential``: initialise each member with the single-run program of
+    :func:`member_runner` and stack the states.
     """
-    if one_by_one(cfg) if sequential is None else sequential:
+    if sequential:
         init = member_runner(cfg).init
         states = [init(jax.random.key(s), hp) for s, hp in members]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
@@ -138,18 +130,18 @@ def member_eval(cfg: TrainConfig, eval_episodes: int
 
 def train_members(cfg: TrainConfig, members: Sequence[tuple[int, HParams]], chunk: int,
                   eval_episodes: int, tag: str, has_success: bool = True,
-                  sequential: bool | None = None
+                  sequential: bool = False
                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, float]:
     """Train all members; return (metrics, final eval, seconds), each ``[members, ...]``.
 
-    The members train as one vmapped program or, with ``sequential`` (default
-    :func:`one_by_one`: pixel configs), one after another through one compiled single-run
-    program (:func:`member_runner`), each from its own seed and hparams exactly as a run
-    of that member alone, their metrics and final evals stacked on a leading member axis
-    as the vmapped program stacks them. ``eval_episodes=0`` skips the final evaluation
-    (final eval ``None``); ``seconds`` is the training time (compile included).
+    The members train as one vmapped program (pixel configs too: their worlds share one
+    render context) or, with ``sequential``, one after another through one compiled
+    single-run program (:func:`member_runner`; one member's memory at a time), each from
+    its own seed and hparams exactly as a run of that member alone, their metrics and final
+    evals stacked on a leading member axis as the vmapped program stacks them.
+    ``eval_episodes=0`` skips the final evaluation (final eval ``None``); ``seconds`` is
+    the training time (compile included).
     """
-    sequential = one_by_one(cfg) if sequential is None else sequential
     hps = stack([hp for _, hp in members])
     cfg = cover_mask_ratios(cfg, hps)
     # A chunk length that divides the run: a shorter last chunk would be a second compile.
@@ -237,8 +229,9 @@ def run_entry(inst: Instance, cfg: TrainConfig, variants: list[tuple[dict, HPara
     has_success = success_defined(task, cfg)
     members = [(s, hp) for _, hp in variants for s in seeds]
     eval_episodes = args.eval_episodes if task.final_eval else 0
+    sequential = bool(getattr(args, "one_by_one", False))
     metrics, final, seconds = train_members(cfg, members, args.chunk, eval_episodes, tag,
-                                            has_success)
+                                            has_success, sequential)
     out = []
     for v, (labels, hp) in enumerate(variants):
         rows = []
@@ -248,6 +241,7 @@ def run_entry(inst: Instance, cfg: TrainConfig, variants: list[tuple[dict, HPara
         out.append({
             "task": inst.task, "instance": inst.label, **labels,
             "train_seconds_for_program": round(seconds, 1), "members_in_program": len(members),
+            "members_layout": "one_by_one" if sequential else "vmapped",
             "config": dataclasses.asdict(cfg),
             "hparams": {k: float(v) for k, v in hp._asdict().items()},
             "budget": {"env_steps_per_seed": cfg.num_iterations * cfg.steps_per_iteration,
