@@ -4,14 +4,19 @@ On ``--env`` (default Playground's ``CartpoleSwingupSparse``) with ``--num-envs`
 ``--size`` x ``--size`` pixels (3 stacked frames, action repeat 2), measures, each as the
 median of ``--repeats`` calls after ``--warmup``:
 
+Sections (``--encoders`` picks the pixel encoders, default conv, random_conv, vit):
+
 1. ``env``: agent steps/s of ``--scan`` env steps in one jitted ``lax.scan`` (constant
    action) for the state task and the pixel task, and of the renderer alone on one batch;
-2. ``fused``: compile time and env-steps/s of the fused ``update_step`` (rollout with
-   rendering, reward-model update, PPO epochs) for PPO+MIMEx and PPO without a bonus from
-   pixels, and PPO+MIMEx from the state vector, at the same sizes; XLA's memory analysis of
-   each compiled step (uint8 frames keep the rollout buffer small);
-3. ``stages``: the pixel PPO+MIMEx step's three stages compiled and timed alone;
-4. ``sweep``: the pixel PPO+MIMEx step vmapped over ``--members`` members (seeds; their
+2. ``encode``: each encoder's forward pass alone on one batch of frame stacks, with XLA's
+   FLOP count;
+3. ``fused``: compile time and env-steps/s of the fused ``update_step`` (rollout with
+   rendering, reward-model update, PPO epochs) for PPO+MIMEx from pixels with each
+   encoder, PPO without a bonus from pixels (conv), and PPO+MIMEx from the state vector, at
+   the same sizes; XLA's memory analysis of each compiled step (uint8 frames keep the
+   rollout buffer small);
+4. ``stages``: the pixel PPO+MIMEx step's three stages compiled and timed alone, per encoder;
+5. ``sweep``: the pixel PPO+MIMEx step vmapped over ``--members`` members (seeds; their
    worlds rendered through one context of ``members x num_envs`` worlds) against one
    member, side by side: aggregate env-steps/s and the ratio.
 
@@ -33,9 +38,10 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, summary, time_calls  # noqa: E402
+from common import cost_analysis, machine, summary, time_calls  # noqa: E402
 
 from mimex_jax import xla  # noqa: E402
+from mimex_jax.nn.encoders import make_encoder  # noqa: E402
 from mimex_jax.trainer import (  # noqa: E402
     HParams,
     TrainConfig,
@@ -47,8 +53,10 @@ from mimex_jax.trainer import (  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def config(args: argparse.Namespace, observation: str, reward: str) -> TrainConfig:
-    pixels = (("height", args.size), ("width", args.size)) if observation == "pixels" else ()
+def config(args: argparse.Namespace, observation: str, reward: str,
+           encoder: str = "conv") -> TrainConfig:
+    pixels = ((("height", args.size), ("width", args.size), ("encoder", encoder))
+              if observation == "pixels" else ())
     return TrainConfig(env_id=args.env, num_envs=args.num_envs, rollout_len=args.rollout,
                        epochs=args.epochs, minibatches=4, reward=reward,
                        total_steps=args.num_envs * args.rollout * 100,
@@ -76,6 +84,21 @@ def bench_env(cfg: TrainConfig, scan: int, repeats: int, warmup: int) -> dict:
         r = summary(time_calls(lambda: render(state.pipeline_state), repeats, warmup))
         out["render_alone"] = {**r, "frames_per_s": cfg.num_envs / r["median_s"]}
     return out
+
+
+def bench_encode(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
+    """The pixel encoder's forward pass alone on one batch of frame stacks (``num_envs``)."""
+    px = cfg.pixel_config
+    enc = make_encoder(px.encoder, **px.encoder_kwargs())
+    frames = jax.random.randint(jax.random.key(0), (cfg.num_envs, *px.shape), 0, 256,
+                                jnp.int32).astype(jnp.uint8)
+    params = enc.init(jax.random.key(1), frames)
+    t0 = time.perf_counter()
+    f = xla.jit(enc.apply).lower(params, frames).compile()
+    compile_s = time.perf_counter() - t0
+    r = summary(time_calls(lambda: f(params, frames), repeats, warmup))
+    return {**r, "compile_s": compile_s, "frames_per_s": cfg.num_envs / r["median_s"],
+            **cost_analysis(f)}
 
 
 def bench_fused(cfg: TrainConfig, repeats: int, warmup: int) -> dict:
@@ -155,10 +178,13 @@ def main() -> None:
     p.add_argument("--scan", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--encoders", default="conv,random_conv,vit",
+                   help="comma list of pixel encoders measured in 'encode', 'fused' and "
+                        "'stages' (conv: learned; random_conv: frozen; vit: frozen ViT-S/16)")
     p.add_argument("--members", type=int, default=4,
                    help="members of the vmapped sweep (section 'sweep')")
     p.add_argument("--skip", default="", help="comma list of sections to skip: "
-                   "env,fused,stages,sweep")
+                   "env,encode,fused,stages,sweep")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels.json")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -174,18 +200,31 @@ def main() -> None:
             r = bench_env(config(args, obs, "none"), args.scan, args.repeats, args.warmup)
             result["env"][obs] = r
             print(f"  {r['agent_steps_per_s']:.0f} agent steps/s", flush=True)
+    encoders = args.encoders.split(",")
+    if "encode" not in skip:
+        result["encode"] = {}
+        for enc in encoders:
+            print(f"encoder forward ({enc}) ...", flush=True)
+            r = bench_encode(config(args, "pixels", "none", enc), args.repeats, args.warmup)
+            result["encode"][enc] = r
+            print(f"  {r['frames_per_s']:.0f} frame stacks/s", flush=True)
     if "fused" not in skip:
         result["fused"] = {}
-        for obs, reward in (("pixels", "mimex"), ("pixels", "none"), ("state", "mimex")):
-            print(f"fused step ({obs}, {reward}) ...", flush=True)
-            r = bench_fused(config(args, obs, reward), args.repeats, args.warmup)
-            result["fused"][f"{obs}/{reward}"] = r
+        runs = [("pixels", "mimex", e) for e in encoders] + [("pixels", "none", "conv"),
+                                                             ("state", "mimex", "conv")]
+        for obs, reward, enc in runs:
+            name = f"{obs}/{reward}" + (f"/{enc}" if obs == "pixels" else "")
+            print(f"fused step ({name}) ...", flush=True)
+            r = bench_fused(config(args, obs, reward, enc), args.repeats, args.warmup)
+            result["fused"][name] = r
             print(f"  {r['env_steps_per_s']:.0f} env-steps/s, compile {r['compile_s']:.0f}s",
                   flush=True)
     if "stages" not in skip:
-        print("stages (pixels, mimex) ...", flush=True)
-        result["stages"] = bench_stages(config(args, "pixels", "mimex"), args.repeats,
-                                        args.warmup)
+        result["stages"] = {}
+        for enc in encoders:
+            print(f"stages (pixels, mimex, {enc}) ...", flush=True)
+            result["stages"][enc] = bench_stages(config(args, "pixels", "mimex", enc),
+                                                 args.repeats, args.warmup)
     if "sweep" not in skip:
         print(f"sweep (pixels, mimex, {args.members} members) ...", flush=True)
         result["sweep"] = bench_sweep(config(args, "pixels", "mimex"), args.members,
@@ -215,9 +254,20 @@ def report(result: dict) -> str:
             lines.append(f"| {name} | {r['env_steps_per_s']:.0f} | {r['median_s']:.3f} | "
                          f"{r['compile_s']:.0f} | {m['temp_size_in_bytes'] / 2**20:.1f} | "
                          f"{m['argument_size_in_bytes'] / 2**20:.1f} |")
+    if "encode" in result:
+        lines += ["", "| encoder forward alone (one batch) | frame stacks/s (median) | "
+                  "median s | GFLOP (XLA) |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['frames_per_s']:.0f} | {v['median_s']:.4f} | "
+                  f"{(v.get('flops') or 0) / 1e9:.3f} |" for k, v in result["encode"].items()]
     if "stages" in result:
-        lines += ["", "| stage alone (pixels, mimex) | median s |", "|---|---|"]
-        lines += [f"| {k} | {v['median_s']:.3f} |" for k, v in result["stages"].items()]
+        st = result["stages"]
+        if st and all(isinstance(v, dict) and "median_s" in v for v in st.values()):
+            st = {"conv": st}  # files written before the per-encoder stages
+        names = list(next(iter(st.values())))
+        lines += ["", "| stage alone (pixels, mimex), median s | " + " | ".join(st) + " |",
+                  "|---|" + "---|" * len(st)]
+        lines += [f"| {n} | " + " | ".join(f"{st[e][n]['median_s']:.3f}" for e in st) + " |"
+                  for n in names]
     if "sweep" in result:
         sw = result["sweep"]
         lines += ["", "| pixels, PPO+MIMEx | env-steps/s, all members (median) | s/iteration | "

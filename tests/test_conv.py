@@ -80,3 +80,39 @@ def test_scanned_encoder_gradient_has_only_canonical_convolutions() -> None:
     # forward of 4 layers, input gradient of 3 (x is data); weight gradients are dots
     assert len(labels) == 4 + 3
     assert set(labels) == {"b01f_01io->b01f"}, sorted(set(labels))
+
+
+@pytest.mark.parametrize("axes", [(0, 0), (None, 0), (0, None), (None, None)])
+@pytest.mark.parametrize("backend_cpu", [True, False])
+def test_member_vmap_rule_equals_each_member(axes, backend_cpu, monkeypatch) -> None:
+    """A sweep vmaps the encoder over members with their own weights: the custom rule
+    (fold shared weights into the batch; loop over per-member weights on CPU, grouped
+    convolution elsewhere) gives each member's own values and gradients, nested too."""
+    if not backend_cpu:  # the non-CPU branch, traced and run here on CPU
+        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    strides = (2, 1)
+    kx, kw, kc = jax.random.split(jax.random.key(1), 3)
+    xs = jax.random.normal(kx, (3, 2, 9, 8, 3))
+    ws = jax.random.normal(kw, (3, 3, 2, 3, 4))
+    cot = jax.random.normal(kc, (3, 2, 4, 7, 4))
+    ax, aw = axes
+    x_in = xs if ax == 0 else xs[0]
+    w_in = ws if aw == 0 else ws[0]
+
+    def value_and_grads(x, w, c):
+        y, vjp = jax.vjp(lambda x, w: conv2d(x, w, strides), x, w)
+        return (y, *vjp(c))
+
+    got = jax.jit(jax.vmap(value_and_grads, in_axes=(ax, aw, 0)))(x_in, w_in, cot)
+    for m in range(3):
+        x, w = xs[m] if ax == 0 else xs[0], ws[m] if aw == 0 else ws[0]
+        y, vjp = jax.vjp(lambda x, w: _lax_conv(x, w, strides), x, w)
+        want = (y, *vjp(cot[m]))
+        for g, r in zip(got, want, strict=True):
+            np.testing.assert_allclose(g[m], r, rtol=1e-5, atol=1e-4)
+    # nested sweeps (settings x seeds) reach the rule twice
+    nested = jax.jit(jax.vmap(jax.vmap(lambda x, w: conv2d(x, w, strides))))
+    y = nested(xs.reshape(3, 1, 2, 9, 8, 3), ws.reshape(3, 1, 3, 2, 3, 4))
+    for m in range(3):
+        np.testing.assert_allclose(y[m, 0], _lax_conv(xs[m], ws[m], strides), rtol=1e-5,
+                                   atol=1e-5)
