@@ -332,6 +332,34 @@ def _pretrained_encoder(cfg: TrainConfig, net: Any, env: envs_lib.Env) -> Any:
         raise ValueError(f"pixels.vit_path={px.vit_path!r} is invalid: {err}") from None
 
 
+def _frozen_features(cfg: TrainConfig, net: Any, env: envs_lib.Env) -> Callable | None:
+    """``(params, obs) -> {"features", ["proprio"]}`` when the rollout should store a frozen
+    encoder's features instead of the frames (``pixels.cache_features`` and fewer bytes),
+    else ``None``."""
+    px = cfg.pixel_config
+    from mimex_jax.envs.pixels import FROZEN_ENCODERS
+    if px is None or px.encoder not in FROZEN_ENCODERS or not px.cache_features:
+        return None
+    from mimex_jax.nn.encoders import make_encoder
+
+    enc = make_encoder(px.encoder, **px.encoder_kwargs())
+    obs = jax.eval_shape(env.reset, jax.random.key(0)).obs
+    frames = obs["pixels"] if isinstance(obs, dict) else obs
+    params = jax.eval_shape(net.init, jax.random.key(0), obs)["params"]["encoder"]
+    feat = jax.eval_shape(lambda p, x: enc.apply({"params": p}, x), params, frames)
+    if feat.size * feat.dtype.itemsize > frames.size * frames.dtype.itemsize:
+        return None
+
+    def features(params: Any, obs: Any) -> dict[str, jax.Array]:
+        pixels = obs["pixels"] if isinstance(obs, dict) else obs
+        out = {"features": enc.apply({"params": params["encoder"]}, pixels)}
+        if isinstance(obs, dict):
+            out["proprio"] = obs["proprio"]
+        return out
+
+    return features
+
+
 class Collected(NamedTuple):
     """What the rollout stage hands to the reward and PPO stages."""
 
@@ -409,6 +437,7 @@ def _build_ppo(cfg: TrainConfig) -> Built:
                "encoder": getattr(net, "feature_dim", 0)}[embedding]
     reward_fn = make_reward(cfg, emb_dim, action_dim, discrete)
     pretrained = _pretrained_encoder(cfg, net, env)
+    cached = _frozen_features(cfg, net, env)  # frozen encoder: features in the rollout
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
     n_iter = cfg.num_iterations
     n, t_len = cfg.num_envs, cfg.rollout_len
@@ -457,7 +486,8 @@ def _build_ppo(cfg: TrainConfig) -> Built:
     def rollout(state: TrainState, key: jax.Array):
         def one(carry, k):
             env_state, window = constrain_envs(carry, 0, n)  # data parallelism: env axis
-            out, obs_n = policy(state.params, state.obs_stats, env_state.obs)
+            obs = env_state.obs if cached is None else cached(state.params, env_state.obs)
+            out, obs_n = policy(state.params, state.obs_stats, obs)
             dist, value, value_int, _ = out
             action = dist.sample(k)
             log_prob = dist.log_prob(action)
@@ -475,7 +505,7 @@ def _build_ppo(cfg: TrainConfig) -> Built:
             trunc = nxt.info.get("truncation", jnp.zeros_like(nxt.done))
             episode = episode_step_metrics(nxt.metrics)
             tr = Transition(
-                obs=env_state.obs, action=action, log_prob=log_prob, value=value,
+                obs=obs, action=action, log_prob=log_prob, value=value,
                 value_int=value if value_int is None else value_int, reward=nxt.reward,
                 done=nxt.done, truncation=trunc, bootstrap=v_term,
                 bootstrap_int=v_term if v_int_term is None else v_int_term,

@@ -122,6 +122,9 @@ class PixelActorCritic(nn.Module):
     by actor and critic and followed by DrQ-v2's trunk (Dense ``feature_dim``, LayerNorm,
     tanh); proprioception is concatenated after the trunk. The fourth output is the actor's
     last hidden layer (``torso_output="actor"``) or the trunk features (``"encoder"``).
+    ``obs`` may also be ``{"features": ..., ["proprio": ...]}``: the encoder's output,
+    computed before (a frozen encoder's features stored in the rollout); the encoder is then
+    skipped.
     """
 
     action_dim: int
@@ -138,9 +141,12 @@ class PixelActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        pixels, proprio = (obs["pixels"], obs["proprio"]) if isinstance(obs, dict) else (obs,
-                                                                                         None)
-        h = make_encoder(self.encoder, name="encoder", **dict(self.encoder_kwargs))(pixels)
+        proprio = obs.get("proprio") if isinstance(obs, dict) else None
+        if isinstance(obs, dict) and "features" in obs:
+            h = obs["features"]
+        else:
+            pixels = obs["pixels"] if isinstance(obs, dict) else obs
+            h = make_encoder(self.encoder, name="encoder", **dict(self.encoder_kwargs))(pixels)
         h = nn.Dense(self.feature_dim, kernel_init=orthogonal(1.0), name="trunk")(h)
         feat = nn.tanh(nn.LayerNorm(name="trunk_norm")(h))
         x = feat if proprio is None else jnp.concatenate([feat, proprio], axis=-1)
