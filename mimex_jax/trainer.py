@@ -484,23 +484,43 @@ def _build_ppo(cfg: TrainConfig) -> Built:
                           stats, projection, key, jnp.zeros((), jnp.int32))
 
     def rollout(state: TrainState, key: jax.Array):
+        def inputs(obs):
+            """What the network takes for ``obs``: the frames, or a frozen encoder's
+            features (``pixels.cache_features``), which the rollout also stores."""
+            return obs if cached is None else cached(state.params, obs)
+
+        def forward(obs_in):
+            return policy(state.params, state.obs_stats, obs_in)
+
         def one(carry, k):
-            env_state, window = constrain_envs(carry, 0, n)  # data parallelism: env axis
-            obs = env_state.obs if cached is None else cached(state.params, env_state.obs)
-            out, obs_n = policy(state.params, state.obs_stats, obs)
+            # data parallelism: env axis
+            env_state, window, (obs, (out, obs_n)) = constrain_envs(carry, 0, n)
             dist, value, value_int, _ = out
             action = dist.sample(k)
             log_prob = dist.log_prob(action)
             nxt = env.step(env_state, action)
-            term_obs = nxt.info["terminal_obs"]
-            # One network pass per distinct observation: the current one (action, value,
-            # embedding), the produced one (bootstrap value, embedding); the reset one
-            # only feeds the window.
-            term_out, term_n = policy(state.params, state.obs_stats, term_obs)
+            # The produced observation (bootstrap value, embedding) gets a network pass.
+            # After an auto-reset the next step starts from another one, the reset
+            # observation (it also feeds the window): its pass runs only when some env is
+            # done, and it is carried to the next step as that step's current observation,
+            # so each distinct observation goes through the network once.
+            term_in = inputs(nxt.info["terminal_obs"])
+            term_out, term_n = forward(term_in)
             _, v_term, v_int_term, _ = term_out
+            done = nxt.done > 0.5
+
+            def reset_pass(_):
+                reset_in = inputs(nxt.obs)
+                fresh = (reset_in, forward(reset_in))
+                return jax.tree.map(
+                    lambda a, b: jnp.where(jnp.reshape(done, done.shape + (1,) * (a.ndim - 1)),
+                                           a, b), fresh, (term_in, (term_out, term_n)))
+
+            nxt_cur = jax.lax.cond(jnp.any(done), reset_pass,
+                                   lambda _: (term_in, (term_out, term_n)), None)
             emb = embed_from(out, obs_n, state.projection)
             emb_next = embed_from(term_out, term_n, state.projection)
-            emb_reset = embed(state.params, state.obs_stats, state.projection, nxt.obs)
+            emb_reset = embed_from(*nxt_cur[1], state.projection)
             seq, window = windows.step(window, emb_next, emb_reset, nxt.done)
             trunc = nxt.info.get("truncation", jnp.zeros_like(nxt.done))
             episode = episode_step_metrics(nxt.metrics)
@@ -510,10 +530,12 @@ def _build_ppo(cfg: TrainConfig) -> Built:
                 done=nxt.done, truncation=trunc, bootstrap=v_term,
                 bootstrap_int=v_term if v_int_term is None else v_int_term,
                 seq=seq, emb=emb, emb_next=emb_next, episode=episode)
-            return (nxt, window), tr
+            return (nxt, window, nxt_cur), tr
 
-        (env_state, window), traj = jax.lax.scan(
-            one, (state.env_state, state.window), jax.random.split(key, t_len))
+        obs0 = inputs(state.env_state.obs)
+        (env_state, window, _), traj = jax.lax.scan(
+            one, (state.env_state, state.window, (obs0, forward(obs0))),
+            jax.random.split(key, t_len))
         return env_state, window, traj
 
     def flat(x: jax.Array) -> jax.Array:

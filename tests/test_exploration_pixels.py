@@ -118,10 +118,12 @@ def test_metrics_are_stacked_as_the_vmapped_path_stacks_them(together) -> None:
     assert all(v.shape == (n,) for v in final.values())
 
 
+@pytest.mark.slow
 def test_vmapped_pixel_members_equal_one_by_one(together) -> None:
-    """The default layout: the three pixel members as one vmapped program (9 worlds in one
+    """The default layout: the three pixel members as one vmapped program (6 worlds in one
     render context) give the one-by-one numbers (to float tolerance: the programs differ in
-    shape, so XLA may round differently)."""
+    shape, so XLA may round differently). Slow (16 s cold): the render's folding is checked
+    in the default suite by tests/test_pixels_checkpoint.py's sweep test."""
     metrics, final, _ = together
     vm, vf, _ = ex.train_members(CFG, MEMBERS, 1, EVAL, "v", has_success=False)
     for a, b in ((metrics, vm), (final, vf)):
