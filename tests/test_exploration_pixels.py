@@ -23,7 +23,9 @@ import jax
 import numpy as np
 import pytest
 
+from mimex_jax import evaluate as _evaluate
 from mimex_jax import loop
+from mimex_jax import trainer as _trainer
 from mimex_jax.bench import exploration as ex
 from mimex_jax.trainer import HParams, TrainConfig, make_train
 
@@ -36,6 +38,7 @@ CFG = TrainConfig(
             ("width", 16)),
 )
 HP = HParams(lr=3e-3)
+REAL_MAKE_ENV = (_trainer.make_env, _evaluate.make_env)  # before any fixture patches them
 # seed 1, and seed 0 again with another learning rate
 MEMBERS = [(0, HP), (1, HP), (0, HP._replace(lr=1e-2))]
 EVAL = 2
@@ -236,10 +239,15 @@ def test_training_episode_scores() -> None:
 
 
 @pytest.mark.slow
-def test_cartpole_pixels_quick_end_to_end(tmp_path: Path) -> None:
+def test_cartpole_pixels_quick_end_to_end(tmp_path: Path, monkeypatch) -> None:
     """The real task, ``--quick``, two methods x two seeds (compiles for minutes here)."""
     pytest.importorskip("warp")
     pytest.importorskip("mujoco_playground")
+    from mimex_jax import evaluate, trainer
+
+    # the real envs, whether or not the module's slider fixture is active
+    monkeypatch.setattr(trainer, "make_env", REAL_MAKE_ENV[0])
+    monkeypatch.setattr(evaluate, "make_env", REAL_MAKE_ENV[1])
     out = tmp_path / "px.json"
     assert ex.main(["--tasks", "cartpole-swingup-sparse-pixels", "--quick", "--methods",
                     "none", "mimex", "--seeds", "2", "--no-ablations", "--no-plot", "--out",
