@@ -439,6 +439,13 @@ def _build_ppo(cfg: TrainConfig) -> Built:
     pretrained = _pretrained_encoder(cfg, net, env)
     cached = _frozen_features(cfg, net, env)  # frozen encoder: features in the rollout
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    from mimex_jax.envs.pixels import FROZEN_ENCODERS
+    frozen = cfg.pixel_config is not None and cfg.pixel_config.encoder in FROZEN_ENCODERS
+
+    def trained(tree: Any) -> Any:
+        """The parameters the optimizer updates (a frozen encoder's stay out: no Adam
+        moments for weights whose gradient is always zero, 2 x 88 MB for a ViT-S)."""
+        return {k: v for k, v in tree.items() if k != "encoder"} if frozen else tree
     n_iter = cfg.num_iterations
     n, t_len = cfg.num_envs, cfg.rollout_len
 
@@ -480,8 +487,8 @@ def _build_ppo(cfg: TrainConfig) -> Built:
                             action=jnp.zeros((n,), jnp.int32) if discrete
                             else jnp.zeros((n, action_dim)))
         reward_state = with_mask_ratio(reward_fn.init(k_rew, dummy), hp)
-        return TrainState(params, optimizer.init(params), reward_state, env_state, window,
-                          stats, projection, key, jnp.zeros((), jnp.int32))
+        return TrainState(params, optimizer.init(trained(params)), reward_state, env_state,
+                          window, stats, projection, key, jnp.zeros((), jnp.int32))
 
     def rollout(state: TrainState, key: jax.Array):
         def inputs(obs):
@@ -597,13 +604,14 @@ def _build_ppo(cfg: TrainConfig) -> Built:
         def sgd(carry, mb):
             params, opt_state = carry
             (_, pieces), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
+            grads = trained(grads)  # a frozen encoder's are zero: the norm is the same
             g_norm = optax.tree.norm(grads)
             scale = jnp.minimum(1.0, hp.max_grad_norm / (g_norm + 1e-6))
             grads = jax.tree.map(lambda g: g * scale, grads)
             opt_state.hyperparams["learning_rate"] = lr
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), {**pieces,
-                                                                        "grad_norm": g_norm}
+            updates, opt_state = optimizer.update(grads, opt_state, trained(params))
+            params = {**params, **optax.apply_updates(trained(params), updates)}
+            return (params, opt_state), {**pieces, "grad_norm": g_norm}
 
         def epoch(carry, k):
             perm = jax.random.permutation(k, t_len * n)

@@ -131,6 +131,11 @@ def test_frozen_encoder_features_are_stored_in_the_rollout(monkeypatch) -> None:
         _, update_step, _, _ = trainer.make_train(cfg)
         runs[cache] = jax.jit(update_step)(s0, HP)
     (a, ma), (b, mb) = runs[True], runs[False]
+    # the frozen encoder keeps its weights and gets no Adam moments
+    s0 = jax.jit(trainer.make_train(cfg)[0])(jax.random.key(0), HP)
+    jax.tree.map(np.testing.assert_array_equal, a.params["encoder"], s0.params["encoder"])
+    adam = a.opt_state.inner_state[0]
+    assert "encoder" not in adam.mu and "encoder" not in adam.nu and "heads" in adam.mu
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
     for k in ma:
