@@ -33,7 +33,8 @@ from mimex_jax import windows
 from mimex_jax.agents.base import AgentDef, agent_names, get_agent
 from mimex_jax.agents.ppo import ActorCritic, PixelActorCritic, PPOLossConfig, gae, ppo_loss
 from mimex_jax.distributed import constrain_envs
-from mimex_jax.envs.pixels import PixelConfig, pixel_config
+from mimex_jax.envs.pixels import FROZEN_ENCODERS, PixelConfig, pixel_config
+from mimex_jax.nn.encoders import make_encoder
 from mimex_jax.rewards import IntrinsicReward, RewardBatch, normalize_rewards, registry
 from mimex_jax.rewards.base import integral_fields, require
 from mimex_jax.rewards.normalize import (
@@ -332,16 +333,19 @@ def _pretrained_encoder(cfg: TrainConfig, net: Any, env: envs_lib.Env) -> Any:
         raise ValueError(f"pixels.vit_path={px.vit_path!r} is invalid: {err}") from None
 
 
+def _frozen_encoder(cfg: TrainConfig) -> bool:
+    """Whether ``cfg`` sees pixels through a frozen encoder (``random_conv``, ``vit``)."""
+    px = cfg.pixel_config
+    return px is not None and px.encoder in FROZEN_ENCODERS
+
+
 def _frozen_features(cfg: TrainConfig, net: Any, env: envs_lib.Env) -> Callable | None:
     """``(params, obs) -> {"features", ["proprio"]}`` when the rollout should store a frozen
     encoder's features instead of the frames (``pixels.cache_features`` and fewer bytes),
     else ``None``."""
     px = cfg.pixel_config
-    from mimex_jax.envs.pixels import FROZEN_ENCODERS
-    if px is None or px.encoder not in FROZEN_ENCODERS or not px.cache_features:
+    if not _frozen_encoder(cfg) or not px.cache_features:
         return None
-    from mimex_jax.nn.encoders import make_encoder
-
     enc = make_encoder(px.encoder, **px.encoder_kwargs())
     obs = jax.eval_shape(env.reset, jax.random.key(0)).obs
     frames = obs["pixels"] if isinstance(obs, dict) else obs
@@ -439,8 +443,7 @@ def _build_ppo(cfg: TrainConfig) -> Built:
     pretrained = _pretrained_encoder(cfg, net, env)
     cached = _frozen_features(cfg, net, env)  # frozen encoder: features in the rollout
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-    from mimex_jax.envs.pixels import FROZEN_ENCODERS
-    frozen = cfg.pixel_config is not None and cfg.pixel_config.encoder in FROZEN_ENCODERS
+    frozen = _frozen_encoder(cfg)
 
     def trained(tree: Any) -> Any:
         """The parameters the optimizer updates (a frozen encoder's stay out: no Adam

@@ -43,10 +43,11 @@ CFG = TrainConfig(
 HP = HParams(lr=3e-3)
 
 
-def slider_env(cfg: TrainConfig, num_envs: int):
-    """The trainer's env stack over the slider scene, rendered as ``cfg.pixels`` says."""
+def slider_env(cfg: TrainConfig, num_envs: int, scene: type = Slider):
+    """The trainer's env stack over the slider scene (or a subclass ``scene``), rendered as
+    ``cfg.pixels`` says."""
     px = cfg.pixel_config
-    inner = EpisodeStats(EpisodeTimeLimit(ActionRepeat(Slider(), px.action_repeat),
+    inner = EpisodeStats(EpisodeTimeLimit(ActionRepeat(scene(), px.action_repeat),
                                           cfg.episode_length))
     return AutoReset(PixelObservation(VecEnv(inner, num_envs), px))
 

@@ -33,10 +33,9 @@ pytest.importorskip("warp")
 pytest.importorskip("mujoco")
 
 from test_pixels import Slider  # noqa: E402
+from test_pixels_checkpoint import slider_env  # noqa: E402
 
 from mimex_jax import loop, trainer  # noqa: E402
-from mimex_jax.envs.pixels import ActionRepeat, PixelObservation  # noqa: E402
-from mimex_jax.envs.wrappers import AutoReset, EpisodeStats, EpisodeTimeLimit, VecEnv  # noqa: E402
 from mimex_jax.trainer import HParams, TrainConfig  # noqa: E402
 
 SEEDS, ITERATIONS, LENGTH, START, SCALE = 5, 40, 20, 0.4, 0.5
@@ -69,10 +68,7 @@ class Centre(Slider):
 
 
 def centre_env(cfg: TrainConfig, num_envs: int):
-    px = cfg.pixel_config
-    inner = EpisodeStats(EpisodeTimeLimit(ActionRepeat(Centre(), px.action_repeat),
-                                          cfg.episode_length))
-    return AutoReset(PixelObservation(VecEnv(inner, num_envs), px))
+    return slider_env(cfg, num_envs, scene=Centre)
 
 
 def baseline_returns(policy: str, episodes: int = 512) -> np.ndarray:
