@@ -52,11 +52,12 @@ def config(args: argparse.Namespace, reward: str) -> TrainConfig:
         actor_hidden=(64, 64), critic_hidden=(64, 64), activation="tanh",
         lr_schedule="constant", observation="pixels",
         pixels=(("height", args.size), ("width", args.size), ("proprio", args.proprio),
-                ("encoder", args.encoder)) + (
+                ("encoder", args.encoder), ("shared_encoder", not args.separate_encoders)) + (
                    (("camera", args.camera),) if args.camera else ()))
 
 
 REWARDS = ("none", "mimex", "rnd", "icm")
+DIAGNOSTICS = ("entropy", "explained_variance", "value_loss", "grad_norm", "approx_kl")
 RANDOM_EPISODES = 64
 
 
@@ -89,6 +90,7 @@ def seed_row(metrics: dict[str, np.ndarray], steps_per_iteration: int) -> dict:
         "any_reward": bool(np.sum(metrics["reward_ext"]) > 0),
         "reward_int_mean": float(np.mean(metrics["reward_int"])),
         "curve_reward_ext": [float(x) for x in metrics["reward_ext"]],
+        **{f"curve_{k}": [float(x) for x in metrics[k]] for k in DIAGNOSTICS if k in metrics},
     }
 
 
@@ -130,6 +132,8 @@ def main() -> None:
                    help="weight of the value loss (it shares the encoder with the policy)")
     p.add_argument("--max-grad-norm", type=float, default=0.5)
     p.add_argument("--gamma", type=float, default=0.99, help="discount")
+    p.add_argument("--reward-scale", type=float, default=1.0,
+                   help="factor on the task reward in the PPO returns (hparams.reward_scale)")
     p.add_argument("--entropy-coef", type=float, default=0.0, help="weight of the entropy bonus")
     p.add_argument("--clip-eps", type=float, default=0.2, help="PPO's ratio clip")
     p.add_argument("--epochs", type=int, default=4, help="PPO epochs per iteration")
@@ -138,6 +142,8 @@ def main() -> None:
     p.add_argument("--proprio", action="store_true",
                    help="proprioception (the state vector) beside the image")
     p.add_argument("--encoder", default="conv", help="conv (learned), random_conv or vit")
+    p.add_argument("--separate-encoders", action="store_true",
+                   help="the critic gets its own encoder and trunk (pixels.shared_encoder false)")
     p.add_argument("--vmap-seeds", action="store_true",
                    help="train a method's seeds as one vmapped program (default: one after "
                         "another through one single-run program)")
@@ -145,7 +151,8 @@ def main() -> None:
     args = p.parse_args()
     hp = HParams(lr=args.lr, clip_eps=args.clip_eps, value_coef=args.value_coef,
                  entropy_coef=args.entropy_coef, max_grad_norm=args.max_grad_norm,
-                 gamma=args.gamma, lam=0.95, k_expl=0.5, mask_ratio=0.7).validate()
+                 gamma=args.gamma, lam=0.95, k_expl=0.5, mask_ratio=0.7,
+                 reward_scale=args.reward_scale).validate()
     result = {"machine": machine(), "command": " ".join(["python"] + sys.argv),
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
               "hparams": hp._asdict(), "methods": {}}

@@ -164,7 +164,13 @@ class TrainConfig:
 
 
 class HParams(NamedTuple):
-    """Dynamic hyperparameters: scalars, vmappable over a sweep."""
+    """Dynamic hyperparameters: scalars, vmappable over a sweep.
+
+    ``reward_scale`` multiplies the task's reward where the learner sees it (PPO's returns,
+    DrQ-v2's critic targets), not the intrinsic bonus (``k_expl`` weighs that) nor the
+    reported metrics: value targets of order one keep a shared encoder's gradient from being
+    all value loss (Brax's ``reward_scaling``).
+    """
 
     lr: float | jax.Array = 1e-3
     max_grad_norm: float | jax.Array = 1.0
@@ -177,6 +183,7 @@ class HParams(NamedTuple):
     anneal: float | jax.Array = 0.0
     mask_ratio: float | jax.Array = 0.7
     gamma_int: float | jax.Array = 0.99
+    reward_scale: float | jax.Array = 1.0
 
     def validate(self) -> HParams:
         """Check concrete values (skipped for traced ones); returns self."""
@@ -189,6 +196,7 @@ class HParams(NamedTuple):
             "k_expl": (lambda v: v >= 0, ">= 0"), "anneal": (lambda v: 0 <= v <= 1, "in [0, 1]"),
             "mask_ratio": (lambda v: 0 < v < 1, "in (0, 1)"),
             "gamma_int": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+            "reward_scale": (lambda v: v > 0, "> 0"),
         }
         for name, (ok, allowed) in checks.items():
             value = getattr(self, name)
@@ -307,7 +315,8 @@ def make_network(cfg: TrainConfig, env: envs_lib.Env) -> ActorCritic | PixelActo
         return ActorCritic(**kw)
     return PixelActorCritic(**kw, encoder=px.encoder,
                             encoder_kwargs=tuple(sorted(px.encoder_kwargs().items())),
-                            torso_output="encoder" if cfg.embedding_kind == "encoder" else "actor")
+                            torso_output="encoder" if cfg.embedding_kind == "encoder" else "actor",
+                            shared_encoder=px.shared_encoder)
 
 
 def normalize_obs(stats: RunningStats, obs: jax.Array) -> jax.Array:
@@ -575,15 +584,15 @@ def _build_ppo(cfg: TrainConfig) -> Built:
         w = 1.0 - hp.anneal * progress
         last = policy(state.params, state.obs_stats, env_state.obs)[0]
         if cfg.intrinsic_value_head:
-            adv_e, ret_e = gae(traj.reward, traj.value, traj.done, last[1], hp.gamma, hp.lam,
-                               traj.truncation, traj.bootstrap)
+            adv_e, ret_e = gae(hp.reward_scale * traj.reward, traj.value, traj.done, last[1],
+                               hp.gamma, hp.lam, traj.truncation, traj.bootstrap)
             # The intrinsic stream is non-episodic: no termination cuts it.
             zeros = jnp.zeros_like(traj.done)
             adv_i, ret_i = gae(hp.k_expl * w * r_int, traj.value_int, zeros, last[2],
                                hp.gamma_int, hp.lam)
             advantages = adv_e + adv_i
         else:
-            rewards = traj.reward + hp.k_expl * w * r_int
+            rewards = hp.reward_scale * traj.reward + hp.k_expl * w * r_int
             advantages, ret_e = gae(rewards, traj.value, traj.done, last[1], hp.gamma, hp.lam,
                                     traj.truncation, traj.bootstrap)
             ret_i = ret_e

@@ -373,6 +373,11 @@ def test_fused_step_rnd_icm_on_replayed_batches(reward):
         state, m = step(state, hp)
     assert float(m["updated"]) == 1.0 and float(m["reward_int"]) > 0
     assert np.isfinite(float(m["critic_loss"]))
+    # hparams.reward_scale reaches the critic's targets (same state and key, same program)
+    _, m_same = step(state, hp)
+    _, m_half = step(state, hp._replace(reward_scale=0.5))
+    assert float(m_same["critic_loss"]) != float(m_half["critic_loss"])
+    assert float(m_same["reward_ext"]) == float(m_half["reward_ext"])  # logged unscaled
 
 
 class StackFrames(Wrapper):

@@ -255,6 +255,54 @@ def test_trainer_loads_vit_weights_from_a_file(tmp_path):
         _pretrained_encoder(bad, net, env)
 
 
+def _grads_by_module(net, params, obs, out):
+    """``{module: any nonzero gradient}`` of ``out(net outputs).sum()`` w.r.t. the params."""
+    g = jax.grad(lambda p: out(net.apply({"params": p}, obs)).sum())(params)
+    return {k: any(bool(jnp.any(x != 0)) for x in jax.tree.leaves(v)) for k, v in g.items()}
+
+
+def test_separate_critic_encoder_keeps_value_gradients_off_the_actor():
+    from mimex_jax.agents.ppo import PixelActorCritic
+    from mimex_jax.nn.encoders import make_encoder
+
+    obs = jax.random.randint(jax.random.key(1), (2, 16, 16, 9), 0, 256).astype(jnp.uint8)
+    kw = dict(action_dim=2, actor_hidden=(8,), critic_hidden=(8,), feature_dim=6)
+    value, mean = (lambda o: o[1]), (lambda o: o[0].loc)
+    sep = PixelActorCritic(**kw, shared_encoder=False)
+    p = sep.init(jax.random.key(0), obs)["params"]
+    assert set(p) == {"encoder", "trunk", "trunk_norm", "critic_encoder", "critic_trunk",
+                      "critic_trunk_norm", "heads"}
+    g_v, g_pi = _grads_by_module(sep, p, obs, value), _grads_by_module(sep, p, obs, mean)
+    assert g_v["critic_encoder"] and g_v["critic_trunk"] and not g_v["encoder"] \
+        and not g_v["trunk"]
+    assert g_pi["encoder"] and g_pi["trunk"] and not g_pi["critic_encoder"] \
+        and not g_pi["critic_trunk"]
+    shared = PixelActorCritic(**kw)
+    ps = shared.init(jax.random.key(0), obs)["params"]
+    assert set(ps) == {"encoder", "trunk", "trunk_norm", "heads"}
+    assert _grads_by_module(shared, ps, obs, value)["encoder"]  # the layout it replaces
+    # a frozen encoder stays one (its weights never move); the critic gets its own trunk,
+    # also when reading cached features
+    frozen = PixelActorCritic(**kw, encoder="random_conv", shared_encoder=False)
+    pf = frozen.init(jax.random.key(0), obs)["params"]
+    assert "critic_encoder" not in pf and "critic_trunk" in pf
+    feats = make_encoder("random_conv").apply({"params": pf["encoder"]}, obs)
+    a = frozen.apply({"params": pf}, obs)
+    b = frozen.apply({"params": pf}, {"features": feats})
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+    np.testing.assert_allclose(a[0].loc, b[0].loc, rtol=1e-6)
+
+
+def test_drqv2_refuses_pixel_options_it_does_not_have():
+    base = ["configs/tasks/cartpole_swingup_sparse_pixels.yaml", "configs/agents/drqv2_cpu.yaml"]
+    with pytest.raises(ConfigError, match="pixels.shared_encoder=False is invalid; allowed: "
+                                          "true with agent='drqv2'"):
+        load_config(base, ["train.pixels.shared_encoder=false"])
+    with pytest.raises(ConfigError, match="pixels.encoder='vit' is invalid; allowed: 'conv' "
+                                          "with agent='drqv2'"):
+        load_config(base, ["train.pixels.encoder=vit"])
+
+
 @pytest.mark.slow
 def test_fused_ppo_update_step_from_pixels():
     """Two fused PPO+MIMEx iterations from 32x32 pixels of Playground's cart-pole."""

@@ -11,7 +11,7 @@ import pytest
 
 from mimex_jax import windows
 from mimex_jax.sweep import cover_mask_ratios, grid
-from mimex_jax.trainer import HParams, TrainConfig, make_train
+from mimex_jax.trainer import HParams, TrainConfig, make_stages, make_train
 
 TINY = TrainConfig(
     env_id="gymnax:MountainCar-v0", num_envs=4, rollout_len=8, epochs=2, minibatches=2,
@@ -90,6 +90,29 @@ def test_config_and_hparam_validation() -> None:
         HParams(gamma=1.5).validate()
     with pytest.raises(ValueError, match="sweep axis 'gama' is unknown"):
         grid(gama=[0.9])
+
+
+def test_reward_scale_multiplies_the_task_reward_the_learner_sees() -> None:
+    # learn() with reward_scale s on a rollout equals learn() with scale 1 on the same
+    # rollout whose task rewards were multiplied by s (bit for bit: the same float ops);
+    # the bonus (k_expl * r_int) is not scaled.
+    init, stages = make_stages(dataclasses.replace(TINY, reward="rnd", embedding="obs"))
+    hp = HParams(k_expl=0.5, gamma=0.9)
+    state = init(jax.random.key(0), hp)
+    col = jax.jit(stages.collect)(state, hp)
+    _, r_int, _ = jax.jit(stages.score)(state, hp, col)
+    assert float(jnp.abs(r_int).max()) > 0 and float(jnp.abs(col.traj.reward).max()) > 0
+    learn = jax.jit(stages.learn)
+    s = 0.1
+    scaled = col._replace(traj=col.traj._replace(reward=s * col.traj.reward))
+    a = learn(state, hp._replace(reward_scale=s), col, r_int)
+    b = learn(state, hp, scaled, r_int)
+    for x, y in zip(jax.tree.leaves(a[:2]), jax.tree.leaves(b[:2]), strict=True):
+        np.testing.assert_array_equal(x, y)
+    c = learn(state, hp, col, r_int)
+    assert not np.allclose(a[2]["value_loss"], c[2]["value_loss"])
+    with pytest.raises(ValueError, match=r"hparams.reward_scale=0.0 is invalid; allowed: > 0"):
+        HParams(reward_scale=0.0).validate()
 
 
 @pytest.mark.parametrize("reward,embedding", [

@@ -43,7 +43,7 @@ __all__ = ["ActionRepeat", "PixelConfig", "PixelObservation", "check_layout", "m
 
 PIXEL_KEYS = ("camera", "height", "width", "frame_stack", "action_repeat", "proprio", "encoder",
               "vit_path", "vit_patch", "vit_width", "vit_depth", "vit_heads", "vit_grid",
-              "cache_features")
+              "cache_features", "shared_encoder")
 ENCODERS = ("conv", "random_conv", "vit")
 FROZEN_ENCODERS = ("random_conv", "vit")
 
@@ -73,6 +73,10 @@ class PixelConfig:
         (the ViT's: 4.6 KB per step against 36 KB of 64x64x9 frames), so the PPO epochs do
         not re-run the encoder on every minibatch (as the original PixMC code stores its ViT
         embeddings). The same numbers up to float rounding; ``False`` keeps the frames.
+      shared_encoder: PPO's actor and critic share the encoder and trunk (default, as
+        PixMC); ``False`` gives the critic its own (a frozen encoder's weights stay shared,
+        the trunk is the critic's own), as Brax's vision PPO does, so the value loss does not
+        shape the actor's features. DrQ-v2 has its own layout and takes only the default.
     """
 
     camera: str | int = 0
@@ -89,6 +93,7 @@ class PixelConfig:
     vit_heads: int = 12
     vit_grid: int = 14
     cache_features: bool = True
+    shared_encoder: bool = True
 
     def __post_init__(self) -> None:
         for f in ("height", "width", "frame_stack", "action_repeat", "vit_patch", "vit_width",
@@ -101,7 +106,7 @@ class PixelConfig:
                 isinstance(cam, int) and not isinstance(cam, bool) and cam >= 0):
             raise ValueError(f"pixels.camera={cam!r} is invalid; allowed: a camera name or an "
                              "index >= 0 of the task's MuJoCo model")
-        for f in ("proprio", "cache_features"):
+        for f in ("proprio", "cache_features", "shared_encoder"):
             if not isinstance(getattr(self, f), bool):
                 raise ValueError(f"pixels.{f}={getattr(self, f)!r} is invalid; allowed: true, "
                                  "false")

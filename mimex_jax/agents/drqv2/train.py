@@ -88,6 +88,10 @@ def _validate(cfg: TrainConfig) -> None:
     if px is not None:
         require("pixels.proprio", px.proprio, not px.proprio,
                 "false with agent='drqv2' (the encoder takes images only)")
+        require("pixels.encoder", px.encoder, px.encoder == "conv",
+                "'conv' with agent='drqv2' (DrQ-v2 learns its own conv encoder)")
+        require("pixels.shared_encoder", px.shared_encoder, px.shared_encoder,
+                "true with agent='drqv2' (its critic trains the encoder, the actor reads it)")
     need = replay.window_length(d.nstep, _seq_len(cfg), d.seq_type, _frame_stack(cfg)) + 1
     require("drqv2.buffer_size", d.buffer_size, slots >= need,
             f">= num_envs * {need} = {cfg.num_envs * need} (the sampling window of nstep, "
@@ -228,7 +232,8 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
                 bonus_enc = soft_update(bonus_enc, ag.params["encoder"], d.ema_tau)
             rb = features(ag.params, bonus_enc if ema else ag.params["encoder"], k_feat, s)
             reward_state, r_int, r_metrics = reward_fn.update(reward_state, rb, k_rew)
-        batch = Batch(s.obs, s.action, s.reward + hp.k_expl * w * r_int, s.discount,
+        batch = Batch(s.obs, s.action, hp.reward_scale * s.reward + hp.k_expl * w * r_int,
+                      s.discount,
                       s.next_obs)
         ag, a_metrics = agent.update(ag, batch, k_agent, step, hp.lr)
         metrics = {"reward_int": jnp.mean(r_int), "reward_int_std": jnp.std(r_int),

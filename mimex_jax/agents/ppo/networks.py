@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mimex_jax.envs.pixels import FROZEN_ENCODERS
 from mimex_jax.nn.encoders import make_encoder
 from mimex_jax.nn.init import orthogonal
 
@@ -102,10 +103,12 @@ class ActorCritic(nn.Module):
     intrinsic_value_head: bool = False
 
     @nn.compact
-    def __call__(self, obs: jax.Array):
+    def __call__(self, obs: jax.Array, critic_obs: jax.Array | None = None):
+        """``critic_obs`` (default ``obs``): a separate input for the critic."""
         out, torso = _MLP(self.actor_hidden, self.action_dim, self.act, 0.01, name="actor")(obs)
         n_values = 2 if self.intrinsic_value_head else 1
-        v, _ = _MLP(self.critic_hidden, n_values, self.act, 1.0, name="critic")(obs)
+        v, _ = _MLP(self.critic_hidden, n_values, self.act, 1.0, name="critic")(
+            obs if critic_obs is None else critic_obs)
         log_std = None
         if not self.discrete:
             log_std = self.param("log_std", nn.initializers.constant(self.init_log_std),
@@ -118,10 +121,13 @@ class PixelActorCritic(nn.Module):
     """:class:`ActorCritic` over images: encoder -> trunk -> actor and critic MLPs.
 
     ``obs`` is ``uint8 [B, H, W, C]`` or ``{"pixels": ..., "proprio": [B, P]}``. The encoder
-    (``"conv"``: DrQ-v2's, learned through the PPO loss; ``"random_conv"``: frozen) is shared
-    by actor and critic and followed by DrQ-v2's trunk (Dense ``feature_dim``, LayerNorm,
-    tanh); proprioception is concatenated after the trunk. The fourth output is the actor's
-    last hidden layer (``torso_output="actor"``) or the trunk features (``"encoder"``).
+    (``"conv"``: DrQ-v2's, learned through the PPO loss; ``"random_conv"``, ``"vit"``: frozen)
+    is followed by DrQ-v2's trunk (Dense ``feature_dim``, LayerNorm, tanh); proprioception is
+    concatenated after the trunk. With ``shared_encoder`` (default) actor and critic share
+    encoder and trunk; without it the critic has its own trunk and, for a learned encoder,
+    its own encoder (``critic_encoder``, ``critic_trunk``: Brax's vision-PPO layout), so the
+    value loss does not shape the actor's features. The fourth output is the actor's
+    last hidden layer (``torso_output="actor"``) or the actor's trunk features (``"encoder"``).
     ``obs`` may also be ``{"features": ..., ["proprio": ...]}``: the encoder's output,
     computed before (a frozen encoder's features stored in the rollout); the encoder is then
     skipped.
@@ -138,19 +144,29 @@ class PixelActorCritic(nn.Module):
     encoder_kwargs: tuple[tuple[str, Any], ...] = ()
     feature_dim: int = 50
     torso_output: str = "actor"
+    shared_encoder: bool = True
+
+    def _trunk(self, h: jax.Array, proprio: jax.Array | None, name: str) -> tuple:
+        h = nn.Dense(self.feature_dim, kernel_init=orthogonal(1.0), name=name)(h)
+        feat = nn.tanh(nn.LayerNorm(name=f"{name}_norm")(h))
+        return feat, feat if proprio is None else jnp.concatenate([feat, proprio], axis=-1)
 
     @nn.compact
     def __call__(self, obs):
         proprio = obs.get("proprio") if isinstance(obs, dict) else None
         if isinstance(obs, dict) and "features" in obs:
-            h = obs["features"]
+            h = h_critic = obs["features"]
         else:
             pixels = obs["pixels"] if isinstance(obs, dict) else obs
-            h = make_encoder(self.encoder, name="encoder", **dict(self.encoder_kwargs))(pixels)
-        h = nn.Dense(self.feature_dim, kernel_init=orthogonal(1.0), name="trunk")(h)
-        feat = nn.tanh(nn.LayerNorm(name="trunk_norm")(h))
-        x = feat if proprio is None else jnp.concatenate([feat, proprio], axis=-1)
+            h = h_critic = make_encoder(self.encoder, name="encoder",
+                                        **dict(self.encoder_kwargs))(pixels)
+            if not self.shared_encoder and self.encoder not in FROZEN_ENCODERS:
+                h_critic = make_encoder(self.encoder, name="critic_encoder",
+                                        **dict(self.encoder_kwargs))(pixels)
+        feat, x = self._trunk(h, proprio, "trunk")
+        x_critic = None if self.shared_encoder else self._trunk(h_critic, proprio,
+                                                                "critic_trunk")[1]
         dist, v, v_int, torso = ActorCritic(
             self.action_dim, self.discrete, self.actor_hidden, self.critic_hidden, self.act,
-            self.init_log_std, self.intrinsic_value_head, name="heads")(x)
+            self.init_log_std, self.intrinsic_value_head, name="heads")(x, x_critic)
         return dist, v, v_int, feat if self.torso_output == "encoder" else torso
