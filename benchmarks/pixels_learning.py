@@ -61,12 +61,12 @@ DIAGNOSTICS = ("entropy", "explained_variance", "value_loss", "grad_norm", "appr
 RANDOM_EPISODES = 64
 
 
-def random_rows(cfg: TrainConfig, seeds: int) -> list[dict]:
+def random_rows(cfg: TrainConfig, seeds: range) -> list[dict]:
     """The uniform-random policy's returns on the same task (time limit, action repeat),
     :data:`RANDOM_EPISODES` episodes per seed, stepped from state without rendering."""
     run = jax.jit(random_policy_returns, static_argnums=(0, 1))
     rows = []
-    for seed in range(seeds):
+    for seed in seeds:
         ret = np.asarray(run(cfg, RANDOM_EPISODES, jax.random.key(seed)))
         rows.append({"seed": seed, "episodes": RANDOM_EPISODES,
                      "last_half_mean_episode_return": float(ret.mean()),
@@ -94,23 +94,23 @@ def seed_row(metrics: dict[str, np.ndarray], steps_per_iteration: int) -> dict:
     }
 
 
-def vmapped_rows(cfg: TrainConfig, method: str, hp: HParams, seeds: int) -> list[dict]:
-    """Rows of ``seeds`` seeds trained as one vmapped program (``--vmap-seeds``)."""
+def vmapped_rows(cfg: TrainConfig, method: str, hp: HParams, seeds: range) -> list[dict]:
+    """Rows of ``seeds`` trained as one vmapped program (``--vmap-seeds``)."""
     runner = loop.make_runner(cfg, sweep=True)
-    hps = jax.tree.map(lambda x: np.full((seeds,), x, np.float32), hp)
-    keys = jax.numpy.stack([jax.random.key(s) for s in range(seeds)])
+    hps = jax.tree.map(lambda x: np.full((len(seeds),), x, np.float32), hp)
+    keys = jax.numpy.stack([jax.random.key(s) for s in seeds])
     t0 = time.perf_counter()
     _, metrics = loop.run(runner, hps, keys, chunk=cfg.num_iterations)
     seconds = time.perf_counter() - t0
     rows = []
-    for seed in range(seeds):
-        rows.append({"seed": seed, "seconds": seconds / seeds,
-                     **seed_row({k: v[seed] for k, v in metrics.items()},
+    for i, seed in enumerate(seeds):
+        rows.append({"seed": seed, "seconds": seconds / len(seeds),
+                     **seed_row({k: v[i] for k, v in metrics.items()},
                                 cfg.steps_per_iteration)})
         r = rows[-1]
         print(f"{method} seed {seed}: reward collected {r['extrinsic_reward_collected']:.0f}, "
               f"last-half return {r['last_half_mean_episode_return']:.2f}", flush=True)
-    print(f"{method}: {seeds} seeds in one program, {seconds:.0f}s", flush=True)
+    print(f"{method}: {len(seeds)} seeds in one program, {seconds:.0f}s", flush=True)
     return rows
 
 
@@ -118,6 +118,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="playground:CartpoleSwingupSparse")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds are first-seed .. first-seed + seeds - 1 (split a run over "
+                        "processes; --merge joins their files)")
+    p.add_argument("--merge", type=Path, nargs="+", default=None,
+                   help="join these result files (same settings, other seeds) into --out "
+                        "and print the table; nothing is trained")
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--rollout", type=int, default=32)
@@ -149,6 +155,10 @@ def main() -> None:
                         "another through one single-run program)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels_learning.json")
     args = p.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     hp = HParams(lr=args.lr, clip_eps=args.clip_eps, value_coef=args.value_coef,
                  entropy_coef=args.entropy_coef, max_grad_norm=args.max_grad_norm,
                  gamma=args.gamma, lam=0.95, k_expl=0.5, mask_ratio=0.7,
@@ -163,15 +173,15 @@ def main() -> None:
                               "agent_steps_per_seed": cfg.num_iterations * cfg.steps_per_iteration,
                               "size": args.size, "frame_stack": 3, "action_repeat": 2}
         if method == "random":
-            result["methods"][method] = random_rows(cfg, args.seeds)
+            result["methods"][method] = random_rows(cfg, seeds)
             continue
         method_hp = hp._replace(lr=1e-12) if method == "initial" else hp
         if args.vmap_seeds:
-            result["methods"][method] = vmapped_rows(cfg, method, method_hp, args.seeds)
+            result["methods"][method] = vmapped_rows(cfg, method, method_hp, seeds)
             continue
         runner = loop.make_runner(cfg)
         rows = []
-        for seed in range(args.seeds):
+        for seed in seeds:
             t0 = time.perf_counter()
             _, metrics = loop.run(runner, method_hp, jax.random.key(seed),
                                   chunk=cfg.num_iterations)
@@ -184,6 +194,31 @@ def main() -> None:
         result["methods"][method] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
+    print(report(result))
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """Join result files of one setting run over disjoint seeds into ``out``."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    first = parts[0]
+    for p, part in zip(paths[1:], parts[1:], strict=True):
+        for key in ("hparams", "settings"):
+            if part[key] != first[key]:
+                raise ValueError(f"--merge: {p} has other {key} than {paths[0]}: "
+                                 f"{part[key]} vs {first[key]}")
+    result = {**first, "command": [part["command"] for part in parts],
+              "merged_from": [str(p) for p in paths],
+              "machine": [part["machine"] for part in parts], "methods": {}}
+    for part in parts:
+        for method, rows in part["methods"].items():
+            result["methods"].setdefault(method, []).extend(rows)
+    for method, rows in result["methods"].items():
+        seeds = [r["seed"] for r in rows]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"--merge: method {method!r} has seed(s) twice: {sorted(seeds)}")
+        rows.sort(key=lambda r: r["seed"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     print(report(result))
 
 
