@@ -145,13 +145,19 @@ def _hparams_json(hp: HParams) -> dict:
 
 def _hparams_from_json(saved: Mapping[str, Any]) -> HParams:
     """Inverse of :func:`_hparams_json`: Python scalars stay scalars, arrays keep dtypes."""
-    values = {}
+    values, missing = {}, []
     for name in HParams._fields:
         if name not in saved:
-            continue  # written by a version without this field: keep the default
+            missing.append(name)  # written by a version without this field: the default
+            continue
         entry = saved[name]
         dtype = entry["dtype"]
         values[name] = entry["value"] if dtype is None else jnp.asarray(entry["value"], dtype)
+    arrays = [v for v in values.values() if isinstance(v, jax.Array) and v.ndim]
+    defaults = HParams()
+    for name in missing:  # a sweep's hparams are per member: so is a defaulted field
+        if arrays:
+            values[name] = jnp.full(arrays[0].shape, getattr(defaults, name), arrays[0].dtype)
     return HParams(**values)
 
 

@@ -17,6 +17,8 @@ from mimex_jax import __version__
 from mimex_jax.checkpoint import (
     Checkpointer,
     CheckpointError,
+    _hparams_from_json,
+    _hparams_json,
     config_from_metadata,
     read_metadata,
 )
@@ -282,3 +284,17 @@ def test_zero_size_leaves_round_trip(tmp_path: Path) -> None:
         ckpt.save(1, state, TINY, HP)
         restored, _, _ = ckpt.restore(jax.eval_shape(lambda: state))
     assert_identical(state, restored)
+
+
+def test_hparams_saved_before_a_field_existed_read_as_its_default() -> None:
+    def older(hp: HParams) -> dict:
+        return {k: v for k, v in _hparams_json(hp).items() if k != "reward_scale"}
+
+    one = _hparams_from_json(older(HParams(lr=3e-4, reward_scale=0.1)))
+    assert one.lr == 3e-4 and one.reward_scale == 1.0
+    # a sweep's hparams are per member, so the defaulted field is too (vmap needs the axis)
+    sweep = HParams(*(jnp.full((3,), v, jnp.float32) for v in HParams()))
+    got = _hparams_from_json(older(sweep))
+    assert got.reward_scale.shape == (3,) and got.reward_scale.dtype == jnp.float32
+    np.testing.assert_array_equal(got.reward_scale, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(got.lr, sweep.lr)

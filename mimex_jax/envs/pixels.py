@@ -41,9 +41,6 @@ from mimex_jax.envs.base import Env, EnvSpec, State, Wrapper
 
 __all__ = ["ActionRepeat", "PixelConfig", "PixelObservation", "check_layout", "mj_model_of"]
 
-PIXEL_KEYS = ("camera", "height", "width", "frame_stack", "action_repeat", "proprio", "encoder",
-              "vit_path", "vit_patch", "vit_width", "vit_depth", "vit_heads", "vit_grid",
-              "cache_features", "shared_encoder")
 ENCODERS = ("conv", "random_conv", "vit")
 FROZEN_ENCODERS = ("random_conv", "vit")
 
@@ -138,6 +135,9 @@ class PixelConfig:
     def shape(self) -> tuple[int, int, int]:
         """Per-env image shape ``(H, W, 3 * frame_stack)``."""
         return (self.height, self.width, self.channels)
+
+
+PIXEL_KEYS = tuple(f.name for f in dataclasses.fields(PixelConfig))
 
 
 def pixel_config(items: tuple[tuple[str, Any], ...] | dict[str, Any]) -> PixelConfig:
