@@ -9,9 +9,8 @@ standing still must read it from the frames: a policy blind to ``x`` cannot beat
 ball where it starts (by symmetry and the convexity of ``|x|``), which earns 20 * (1 - 0.2 /
 0.5) = 12 per episode on average; uniform random actions earn about the same.
 
-This is a minimal visual-control check, not a DM Control task: on Playground's
-``CartpoleBalance`` PPO from pixels has not beaten the random policy at any budget this CPU
-allows (BENCHMARKS.md). What it shows is that the pixel pipeline (rendering, frame stack,
+This is a minimal visual-control check, not a DM Control task (that is the second test
+below). What it shows is that the pixel pipeline (rendering, frame stack,
 uint8 rollout buffers, DrQ-v2's conv encoder learned through the PPO loss, one vmapped
 program for the five seeds) learns from the image. Acceptance: every one of 5 seeds ends
 (mean episode return of the last 5 iterations) at least 3.0 above the better of the two
@@ -173,9 +172,10 @@ def test_ppo_balances_cartpole_from_64x64_pixels(tmp_path) -> None:
     """PPO without a bonus, DrQ-v2's conv encoder learned through the PPO loss, 64x64 frames
     (3 stacked, action repeat 2), 100-agent-step episodes (return at most 200), 307,200
     agent steps per seed, ``hparams.reward_scale`` 0.1 (value targets of order one; at 1.0
-    no run beat random, with a shared or a separate critic encoder; BENCHMARKS.md). Acceptance: every seed's mean return over the episodes of its last half
-    of training is at least ``BALANCE_MARGIN`` above the best of the random policy's
-    per-seed means (64 episodes each, same task, stepped from state)."""
+    no run beat random, with a shared or a separate critic encoder; BENCHMARKS.md).
+    Acceptance: every seed's mean return over the episodes of its last half of training is
+    at least ``BALANCE_MARGIN`` above the best of the random policy's per-seed means (64
+    episodes each, same task, stepped from state)."""
     import json
     import os
     import subprocess
