@@ -255,10 +255,16 @@ def test_trainer_loads_vit_weights_from_a_file(tmp_path):
         _pretrained_encoder(bad, net, env)
 
 
-def _grads_by_module(net, params, obs, out):
-    """``{module: any nonzero gradient}`` of ``out(net outputs).sum()`` w.r.t. the params."""
-    g = jax.grad(lambda p: out(net.apply({"params": p}, obs)).sum())(params)
-    return {k: any(bool(jnp.any(x != 0)) for x in jax.tree.leaves(v)) for k, v in g.items()}
+def _grads_by_module(net, params, obs) -> tuple[dict, dict]:
+    """``{module: any nonzero gradient}`` of the values' sum and of the action means' sum
+    w.r.t. the params (one compiled call)."""
+    def grads(p):
+        f = lambda p, i: net.apply({"params": p}, obs)[i]  # noqa: E731
+        return (jax.grad(lambda p: f(p, 1).sum())(p),
+                jax.grad(lambda p: f(p, 0).loc.sum())(p))
+
+    return tuple({k: any(bool(jnp.any(x != 0)) for x in jax.tree.leaves(v))
+                  for k, v in g.items()} for g in jax.jit(grads)(params))
 
 
 def test_separate_critic_encoder_keeps_value_gradients_off_the_actor():
@@ -267,12 +273,11 @@ def test_separate_critic_encoder_keeps_value_gradients_off_the_actor():
 
     obs = jax.random.randint(jax.random.key(1), (2, 16, 16, 9), 0, 256).astype(jnp.uint8)
     kw = dict(action_dim=2, actor_hidden=(8,), critic_hidden=(8,), feature_dim=6)
-    value, mean = (lambda o: o[1]), (lambda o: o[0].loc)
     sep = PixelActorCritic(**kw, shared_encoder=False)
     p = sep.init(jax.random.key(0), obs)["params"]
     assert set(p) == {"encoder", "trunk", "trunk_norm", "critic_encoder", "critic_trunk",
                       "critic_trunk_norm", "heads"}
-    g_v, g_pi = _grads_by_module(sep, p, obs, value), _grads_by_module(sep, p, obs, mean)
+    g_v, g_pi = _grads_by_module(sep, p, obs)
     assert g_v["critic_encoder"] and g_v["critic_trunk"] and not g_v["encoder"] \
         and not g_v["trunk"]
     assert g_pi["encoder"] and g_pi["trunk"] and not g_pi["critic_encoder"] \
@@ -280,7 +285,7 @@ def test_separate_critic_encoder_keeps_value_gradients_off_the_actor():
     shared = PixelActorCritic(**kw)
     ps = shared.init(jax.random.key(0), obs)["params"]
     assert set(ps) == {"encoder", "trunk", "trunk_norm", "heads"}
-    assert _grads_by_module(shared, ps, obs, value)["encoder"]  # the layout it replaces
+    assert _grads_by_module(shared, ps, obs)[0]["encoder"]  # the layout it replaces
     # a frozen encoder stays one (its weights never move); the critic gets its own trunk,
     # also when reading cached features
     frozen = PixelActorCritic(**kw, encoder="random_conv", shared_encoder=False)
