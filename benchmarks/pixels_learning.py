@@ -114,7 +114,7 @@ def vmapped_rows(cfg: TrainConfig, method: str, hp: HParams, seeds: range) -> li
     return rows
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="playground:CartpoleSwingupSparse")
     p.add_argument("--seeds", type=int, default=5)
@@ -154,15 +154,24 @@ def main() -> None:
                    help="train a method's seeds as one vmapped program (default: one after "
                         "another through one single-run program)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pixels_learning.json")
-    args = p.parse_args()
+    return p
+
+
+def hparams(args: argparse.Namespace) -> HParams:
+    """The run's PPO hyperparameters (k_expl 0.5 and mask ratio 0.7 for the bonus)."""
+    return HParams(lr=args.lr, clip_eps=args.clip_eps, value_coef=args.value_coef,
+                   entropy_coef=args.entropy_coef, max_grad_norm=args.max_grad_norm,
+                   gamma=args.gamma, lam=0.95, k_expl=0.5, mask_ratio=0.7,
+                   reward_scale=args.reward_scale).validate()
+
+
+def main() -> None:
+    args = parser().parse_args()
     if args.merge:
         merge(args.merge, args.out)
         return
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    hp = HParams(lr=args.lr, clip_eps=args.clip_eps, value_coef=args.value_coef,
-                 entropy_coef=args.entropy_coef, max_grad_norm=args.max_grad_norm,
-                 gamma=args.gamma, lam=0.95, k_expl=0.5, mask_ratio=0.7,
-                 reward_scale=args.reward_scale).validate()
+    hp = hparams(args)
     result = {"machine": machine(), "command": " ".join(["python"] + sys.argv),
               "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
               "hparams": hp._asdict(), "methods": {}}

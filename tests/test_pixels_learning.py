@@ -211,3 +211,23 @@ def test_ppo_balances_cartpole_from_64x64_pixels(tmp_path) -> None:
     assert [row["seed"] for row in r["none"]] == list(range(5))
     assert 90.0 < float(np.median(random_means)) < 130.0  # about 110 (BENCHMARKS.md)
     assert all(x >= bar for x in ppo), (ppo, bar)
+
+
+def test_balance_preset_is_the_slow_tests_setting() -> None:
+    """``configs/tasks/cartpole_balance_pixels.yaml`` trains what the slow test trains."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+
+    from mimex_jax.config import load_config
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import pixels_learning
+
+    args = pixels_learning.parser().parse_args(BALANCE_ARGS)
+    want = pixels_learning.config(args, "none")
+    rc = load_config("configs/tasks/cartpole_balance_pixels.yaml")
+    assert rc.train.pixel_config == want.pixel_config
+    assert dataclasses.replace(rc.train, pixels=want.pixels) == want
+    assert rc.hparams == pixels_learning.hparams(args)
+    assert rc.hparams.reward_scale == 0.1 and list(rc.run.seeds) == [0, 1, 2, 3, 4]
