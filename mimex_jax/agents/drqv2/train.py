@@ -232,9 +232,8 @@ def build(cfg: TrainConfig, env: envs_lib.Env | None = None,
                 bonus_enc = soft_update(bonus_enc, ag.params["encoder"], d.ema_tau)
             rb = features(ag.params, bonus_enc if ema else ag.params["encoder"], k_feat, s)
             reward_state, r_int, r_metrics = reward_fn.update(reward_state, rb, k_rew)
-        batch = Batch(s.obs, s.action, hp.reward_scale * s.reward + hp.k_expl * w * r_int,
-                      s.discount,
-                      s.next_obs)
+        reward = hp.reward_scale * s.reward + hp.k_expl * w * r_int
+        batch = Batch(s.obs, s.action, reward, s.discount, s.next_obs)
         ag, a_metrics = agent.update(ag, batch, k_agent, step, hp.lr)
         metrics = {"reward_int": jnp.mean(r_int), "reward_int_std": jnp.std(r_int),
                    "nstep_mean": jnp.mean(s.steps.astype(jnp.float32)), **a_metrics,
